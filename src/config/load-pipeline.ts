@@ -1,0 +1,228 @@
+/** Load a pipeline file: YAML with positions → schema validation → cross-checks → frozen PipelineConfig. */
+import { readFile } from 'node:fs/promises'
+import path from 'node:path'
+import { LineCounter, parseDocument } from 'yaml'
+import type { z } from 'zod'
+import { SnapferryError } from '../errors/snapferry-error.js'
+import { deepFreeze, type PipelineConfig } from './pipeline-config.js'
+import { pipelineSchema } from './pipeline-schema.js'
+import { didYouMean, objectKeys, schemaAt } from './schema-walk.js'
+import { formatPath, positionOf } from './yaml-positions.js'
+
+/** One thing wrong with a pipeline, located in its file. */
+export interface ConfigProblem {
+  readonly line: number | undefined
+  readonly col: number | undefined
+  readonly path: string
+  readonly message: string
+}
+
+export async function loadPipelineFile(file: string): Promise<PipelineConfig> {
+  const abs = path.resolve(file)
+  let text: string
+  try {
+    text = await readFile(abs, 'utf8')
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code
+    throw new SnapferryError('CONFIG_NOT_FOUND', `cannot read pipeline ${file}: ${code ?? String(e)}`, {
+      cause: e,
+      hint: 'pass the path of a pipeline YAML file (see examples/ and pipelines/)',
+      details: { file: abs },
+    })
+  }
+  return parsePipeline(text, abs)
+}
+
+/** Parse pipeline text; `file` names it in errors and anchors relative paths. */
+export function parsePipeline(text: string, file: string): PipelineConfig {
+  const lc = new LineCounter()
+  const doc = parseDocument(text, { lineCounter: lc, uniqueKeys: true, prettyErrors: false })
+  if (doc.errors.length > 0) {
+    const problems = doc.errors.map((e) => {
+      const pos = lc.linePos(e.pos[0])
+      return { line: pos.line, col: pos.col, path: '', message: e.message.split('\n')[0] ?? e.message }
+    })
+    throw configError('CONFIG_YAML_SYNTAX', file, problems, 'fix the YAML syntax at the position shown')
+  }
+  const data: unknown = doc.toJS()
+  if (data === null || data === undefined) {
+    throw configError('CONFIG_INVALID', file, [{ line: 1, col: 1, path: '(top level)', message: 'the file is empty' }])
+  }
+  const parsed = pipelineSchema.safeParse(data)
+  const problems: ConfigProblem[] = []
+  if (!parsed.success) {
+    for (const issue of parsed.error.issues) problems.push(...describeIssue(issue, data, doc, lc))
+  } else {
+    for (const p of crossCheck(parsed.data, file)) {
+      const pos = positionOf(doc, lc, p.path)
+      problems.push({ line: pos?.line, col: pos?.col, path: formatPath(p.path), message: p.message })
+    }
+  }
+  if (problems.length > 0 || !parsed.success) throw configError('CONFIG_INVALID', file, problems)
+  return deepFreeze(resolvePaths(parsed.data, file))
+}
+
+function describeIssue(
+  issue: z.core.$ZodIssue,
+  data: unknown,
+  doc: ReturnType<typeof parseDocument>,
+  lc: LineCounter,
+): ConfigProblem[] {
+  const where = (p: readonly PropertyKey[], atKey?: string) => {
+    const pos = positionOf(doc, lc, p, atKey)
+    return { line: pos?.line, col: pos?.col }
+  }
+  const p = issue.path
+  switch (issue.code) {
+    case 'unrecognized_keys': {
+      const allowed = objectKeys(schemaAt(pipelineSchema, p, data)) ?? []
+      return issue.keys.map((key) => {
+        const guess = didYouMean(key, allowed)
+        const suffix = guess ? ` (did you mean '${guess}'?)` : ''
+        return {
+          ...where(p, key),
+          path: formatPath([...p, key]),
+          message: `unknown key '${key}' — expected one of: ${allowed.join(', ')}${suffix}`,
+        }
+      })
+    }
+    case 'invalid_union': {
+      const disc = (issue as { discriminator?: string }).discriminator
+      const options = (issue as { options?: unknown[] }).options
+      if (disc && options) {
+        const got = valueAt(data, p)
+        const message =
+          got === undefined
+            ? `missing '${disc}' — expected one of: ${options.join(', ')}`
+            : `unknown ${disc} '${String(got)}' — expected one of: ${options.join(', ')}`
+        return [{ ...where(p), path: formatPath(p), message }]
+      }
+      return [{ ...where(p), path: formatPath(p), message: issue.message }]
+    }
+    case 'invalid_value': {
+      const got = valueAt(data, p)
+      const values = issue.values.map((v) => `'${String(v)}'`)
+      const message =
+        values.length === 1
+          ? `must be ${values[0]}${got === undefined ? '' : `, not '${String(got)}'`}`
+          : `'${String(got)}' is not valid — expected one of: ${values.join(', ')}`
+      return [{ ...where(p), path: formatPath(p), message }]
+    }
+    case 'invalid_type': {
+      const got = valueAt(data, p)
+      if (got === undefined) {
+        const key = String(p[p.length - 1])
+        return [{ ...where(p.slice(0, -1)), path: formatPath(p), message: `missing required key '${key}'` }]
+      }
+      const expected = issue.expected === 'int' ? 'a whole number' : `a ${issue.expected}`
+      return [{ ...where(p), path: formatPath(p), message: `expected ${expected}, got ${describe(got)}` }]
+    }
+    case 'too_small':
+    case 'too_big': {
+      const bound = issue.code === 'too_small' ? issue.minimum : issue.maximum
+      const got = valueAt(data, p)
+      const isList = Array.isArray(got)
+      const rel = issue.code === 'too_small' ? 'at least' : 'at most'
+      const message = isList
+        ? `needs ${rel} ${String(bound)} item${bound === 1 ? '' : 's'}`
+        : `must be ${rel} ${String(bound)}, got ${describe(got)}`
+      return [{ ...where(p), path: formatPath(p), message }]
+    }
+    case 'invalid_format':
+      return [{ ...where(p), path: formatPath(p), message: `'${String(valueAt(data, p))}' ${issue.message}` }]
+    default:
+      return [{ ...where(p), path: formatPath(p), message: issue.message }]
+  }
+}
+
+function valueAt(data: unknown, p: readonly PropertyKey[]): unknown {
+  let cur = data
+  for (const seg of p) {
+    if (cur === null || typeof cur !== 'object') return undefined
+    cur = (cur as Record<PropertyKey, unknown>)[seg as string]
+  }
+  return cur
+}
+
+function describe(v: unknown): string {
+  if (v === null) return 'null'
+  if (Array.isArray(v)) return 'a list'
+  if (typeof v === 'object') return 'a mapping'
+  if (typeof v === 'string') return `'${v}'`
+  return String(v)
+}
+
+type Parsed = z.output<typeof pipelineSchema>
+
+/** Rules that span fields: unique volume names, no volume copied onto itself or onto another's target. */
+function crossCheck(cfg: Parsed, file: string): { path: PropertyKey[]; message: string }[] {
+  const out: { path: PropertyKey[]; message: string }[] = []
+  const names = new Map<string, number>()
+  const targets = new Map<string, number>()
+  const dir = path.dirname(file)
+  cfg.volumes.forEach((v, i) => {
+    const prev = names.get(v.name)
+    if (prev !== undefined) {
+      out.push({ path: ['volumes', i, 'name'], message: `duplicate volume name '${v.name}' (also volumes[${prev}])` })
+    }
+    names.set(v.name, i)
+    const src = path.resolve(dir, v.source.path)
+    const dst = path.resolve(dir, v.destination.path)
+    if (v.source.host === v.destination.host && src === dst) {
+      out.push({
+        path: ['volumes', i, 'destination', 'path'],
+        message: `destination is the source itself (${dst}) — give the copy its own path`,
+      })
+    }
+    const key = `${v.destination.host}:${dst}`
+    const other = targets.get(key)
+    if (other !== undefined) {
+      out.push({
+        path: ['volumes', i, 'destination', 'path'],
+        message: `destination ${dst} is also the destination of volumes[${other}]`,
+      })
+    }
+    targets.set(key, i)
+  })
+  return out
+}
+
+function resolvePaths(cfg: Parsed, file: string): PipelineConfig {
+  const dir = path.dirname(file)
+  const abs = (p: string) => path.resolve(dir, p)
+  return {
+    ...cfg,
+    file,
+    stateDir: abs(cfg.stateDir ?? path.join('.snapferry', cfg.name)),
+    volumes: cfg.volumes.map((v) => ({
+      ...v,
+      source: { ...v.source, path: abs(v.source.path), ...(v.source.stateDir ? { stateDir: abs(v.source.stateDir) } : {}) },
+      destination: {
+        ...v.destination,
+        path: abs(v.destination.path),
+        ...(v.destination.stateDir ? { stateDir: abs(v.destination.stateDir) } : {}),
+      },
+    })),
+    cutover: {
+      ...cfg.cutover,
+      before: cfg.cutover.before.map((h) => ({ ...h, ...(h.cwd ? { cwd: abs(h.cwd) } : {}) })),
+      after: cfg.cutover.after.map((h) => ({ ...h, ...(h.cwd ? { cwd: abs(h.cwd) } : {}) })),
+      rollback: cfg.cutover.rollback.map((h) => ({ ...h, ...(h.cwd ? { cwd: abs(h.cwd) } : {}) })),
+    },
+  }
+}
+
+function configError(
+  code: 'CONFIG_INVALID' | 'CONFIG_YAML_SYNTAX',
+  file: string,
+  problems: readonly ConfigProblem[],
+  hint = 'fix the keys shown; `snapferry validate FILE` re-checks, schema/pipeline.schema.json gives editors completion',
+): SnapferryError {
+  const shown = path.relative(process.cwd(), file) || file
+  const lines = problems.map((p) => `${shown}:${p.line ?? '?'}:${p.col ?? '?'}: ${p.path ? `${p.path}: ` : ''}${p.message}`)
+  const head = code === 'CONFIG_YAML_SYNTAX' ? 'YAML syntax error' : `invalid pipeline (${problems.length} problem${problems.length === 1 ? '' : 's'})`
+  return new SnapferryError(code, `${head} in ${shown}\n${lines.join('\n')}`, {
+    hint,
+    details: { file, problems },
+  })
+}

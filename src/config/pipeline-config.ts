@@ -1,0 +1,34 @@
+/** The validated, fully defaulted, frozen pipeline config that the rest of snapferry consumes. */
+import type { z } from 'zod'
+import type {
+  endpointSchema,
+  fileEndpointSchema,
+  hookSchema,
+  pipelineSchema,
+  volumeSchema,
+} from './pipeline-schema.js'
+
+type DeepReadonly<T> = T extends (infer U)[]
+  ? readonly DeepReadonly<U>[]
+  : T extends object
+    ? { readonly [K in keyof T]: DeepReadonly<T[K]> }
+    : T
+
+export type PipelineConfig = DeepReadonly<z.output<typeof pipelineSchema>> & {
+  /** Absolute path of the pipeline file (or '<inline>'). */
+  readonly file: string
+  /** Absolute state directory (journal, lock, log). */
+  readonly stateDir: string
+}
+export type VolumeConfig = DeepReadonly<z.output<typeof volumeSchema>>
+export type EndpointConfig = DeepReadonly<z.output<typeof endpointSchema>>
+export type FileEndpointConfig = DeepReadonly<z.output<typeof fileEndpointSchema>>
+export type HookConfig = DeepReadonly<z.output<typeof hookSchema>>
+
+export function deepFreeze<T>(value: T): T {
+  if (value && typeof value === 'object' && !Object.isFrozen(value)) {
+    Object.freeze(value)
+    for (const v of Object.values(value)) deepFreeze(v)
+  }
+  return value
+}

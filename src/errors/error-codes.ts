@@ -1,0 +1,47 @@
+/** The closed set of error codes snapferry reports; stable across releases (see docs/ERRORS.md). */
+export const ERROR_CODES = [
+  // configuration
+  'CONFIG_NOT_FOUND',
+  'CONFIG_YAML_SYNTAX',
+  'CONFIG_INVALID',
+  // wire format
+  'DIFF_BAD_BANNER',
+  'DIFF_TRUNCATED',
+  'DIFF_UNKNOWN_TAG',
+  'DIFF_BAD_RECORD',
+  'DIFF_OUT_OF_ORDER',
+  'DIFF_TOO_LARGE',
+  'DIFF_MERGE_MISMATCH',
+  // volumes and snapshots
+  'VOLUME_NOT_FOUND',
+  'VOLUME_EXISTS',
+  'VOLUME_IO',
+  'VOLUME_NO_SPACE',
+  'VOLUME_TOO_SMALL',
+  'SNAPSHOT_NOT_FOUND',
+  'SNAPSHOT_EXISTS',
+  'SNAPSHOT_INCOMPLETE',
+  'SNAPSHOT_NAME_INVALID',
+  'DEST_HEAD_DIVERGED',
+  'BLOCK_SIZE_MISMATCH',
+  // agents and transport
+  'AGENT_START_FAILED',
+  'AGENT_PROTOCOL',
+  'AGENT_VERSION_MISMATCH',
+  'AGENT_EXITED',
+  'TRANSFER_INTEGRITY',
+  'TRANSFER_ABORTED',
+  // engine
+  'CONVERGENCE_STALLED',
+  'MAX_ROUNDS_REACHED',
+  'HOOK_FAILED',
+  'HOOK_TIMEOUT',
+  'VERIFY_MISMATCH',
+  'PIPELINE_LOCKED',
+  'JOURNAL_CORRUPT',
+  'STATE_MISMATCH',
+  'ABORTED',
+  'INTERNAL',
+] as const
+
+export type ErrorCode = (typeof ERROR_CODES)[number]

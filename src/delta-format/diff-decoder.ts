@@ -21,7 +21,7 @@ export interface DecodeOptions {
 export async function decodeDiff(
   source: AsyncIterable<Uint8Array> | ByteReader,
   options: DecodeOptions = {},
-): Promise<DecodedDiff & { readonly version: DiffVersion }> {
+): Promise<DecodedDiff & { readonly version: DiffVersion; bytesRead(): number }> {
   const r = source instanceof ByteReader ? source : new ByteReader(source)
   const version = await readBanner(r, options.version ?? 'auto')
   const header: { fromSnap?: string; toSnap?: string; size?: number; protected?: boolean } = {}
@@ -33,7 +33,12 @@ export async function decodeDiff(
         throw diffError('DIFF_BAD_RECORD', `no image size ('s') record before the first data record`, tagOffset)
       }
       const h: DiffHeader = { ...header, size: header.size }
-      return { header: h, version, records: readRecords(r, version, h, tag, tagOffset, options.requireEof ?? true) }
+      return {
+        header: h,
+        version,
+        records: readRecords(r, version, h, tag, tagOffset, options.requireEof ?? true),
+        bytesRead: () => r.offset,
+      }
     }
     const len = version === 2 && tag !== TAG.SNAP_PROTECTED ? await readLen(r) : undefined
     switch (tag) {

@@ -1,0 +1,71 @@
+/**
+ * The agent protocol, version 1 (docs/AGENT-PROTOCOL.md). Control: one JSON object per line on the
+ * agent's stdin/stdout. Bulk data: separate connections to the agent's data socket, each opened with
+ * one JSON line naming the request's stream token, then raw rbd diff bytes.
+ */
+import type { EndpointConfig } from '../config/pipeline-config.js'
+import type { SerializedError } from '../errors/snapferry-error.js'
+
+export const PROTOCOL_VERSION = 1
+
+export interface HelloMessage {
+  readonly type: 'hello'
+  readonly protocol: number
+  readonly version: string
+  readonly pid: number
+  readonly hostname: string
+  /** Unix socket for data connections. */
+  readonly dataSocket: string
+}
+
+export interface RequestMessage {
+  readonly type: 'request'
+  readonly id: number
+  readonly method: AgentMethod
+  readonly params: Record<string, unknown>
+}
+
+export interface CancelMessage {
+  readonly type: 'cancel'
+  readonly id: number
+}
+
+export interface ResponseMessage {
+  readonly type: 'response'
+  readonly id: number
+  readonly result?: unknown
+  readonly error?: SerializedError
+}
+
+export type ControllerMessage = RequestMessage | CancelMessage
+export type AgentMessage = HelloMessage | ResponseMessage
+
+export const AGENT_METHODS = [
+  'describe',
+  'listSnapshots',
+  'createSnapshot',
+  'deleteSnapshot',
+  'exportDiff',
+  'importDiff',
+  'checkHead',
+  'headChangesSince',
+  'checksum',
+] as const
+export type AgentMethod = (typeof AGENT_METHODS)[number]
+
+/** Every request names the volume it acts on; the agent keeps one driver per volume. */
+export interface VolumeRef {
+  readonly endpoint: EndpointConfig
+  readonly label: string
+}
+
+/** First line on a data connection. */
+export interface DataStreamHeader {
+  readonly token: string
+}
+
+/** What a stream-carrying method adds to the driver's result: proof of the bytes that crossed. */
+export interface StreamDigest {
+  readonly streamSha256: string
+  readonly streamBytes: number
+}

@@ -1,0 +1,100 @@
+/**
+ * A VolumeDriver whose volume lives behind an agent: replication logic cannot tell it from a local
+ * driver. Data methods open a data channel; the agent's digest of the bytes is returned alongside.
+ */
+import type { Readable, Writable } from 'node:stream'
+import { pipeline } from 'node:stream/promises'
+import type {
+  ChecksumResult,
+  DriverCapabilities,
+  ExportRequest,
+  ExportResult,
+  Extent,
+  HeadState,
+  ImportRequest,
+  ImportResult,
+  SnapshotInfo,
+  VolumeDriver,
+  VolumeInfo,
+} from '../drivers/volume-driver.js'
+import type { AgentClient } from './agent-client.js'
+import { newStreamToken } from './agent-server.js'
+import type { StreamDigest, VolumeRef } from './protocol-messages.js'
+
+export class RemoteVolumeDriver implements VolumeDriver {
+  readonly capabilities: DriverCapabilities
+  readonly #client: AgentClient
+  readonly #ref: VolumeRef
+
+  private constructor(client: AgentClient, ref: VolumeRef, caps: DriverCapabilities) {
+    this.#client = client
+    this.#ref = ref
+    this.capabilities = caps
+  }
+
+  static async open(client: AgentClient, ref: VolumeRef, signal?: AbortSignal): Promise<RemoteVolumeDriver> {
+    const r = await client.call<{ capabilities: DriverCapabilities }>('describe', { volume: ref }, signal)
+    return new RemoteVolumeDriver(client, ref, Object.freeze(r.capabilities))
+  }
+
+  get host(): string {
+    return this.#client.host
+  }
+
+  #call<T>(method: Parameters<AgentClient['call']>[0], params: Record<string, unknown> = {}, signal?: AbortSignal): Promise<T> {
+    return this.#client.call<T>(method, { volume: this.#ref, ...params }, signal)
+  }
+
+  async describe(signal?: AbortSignal): Promise<VolumeInfo> {
+    return (await this.#call<{ info: VolumeInfo }>('describe', {}, signal)).info
+  }
+  listSnapshots(signal?: AbortSignal): Promise<SnapshotInfo[]> {
+    return this.#call('listSnapshots', {}, signal)
+  }
+  createSnapshot(name: string, signal?: AbortSignal): Promise<void> {
+    return this.#call('createSnapshot', { name }, signal)
+  }
+  deleteSnapshot(name: string, signal?: AbortSignal): Promise<void> {
+    return this.#call('deleteSnapshot', { name }, signal)
+  }
+  checkHead(snapshot: string, signal?: AbortSignal): Promise<HeadState> {
+    return this.#call('checkHead', { snapshot }, signal)
+  }
+  headChangesSince(snapshot: string, signal?: AbortSignal): Promise<Extent[]> {
+    return this.#call('headChangesSince', { snapshot }, signal)
+  }
+  checksum(at: 'head' | { readonly snapshot: string }, signal?: AbortSignal): Promise<ChecksumResult> {
+    return this.#call('checksum', { at }, signal)
+  }
+
+  async exportDiff(req: ExportRequest, sink: Writable): Promise<ExportResult & StreamDigest> {
+    const { signal, ...request } = req
+    const stream = newStreamToken()
+    const result = this.#call<ExportResult & StreamDigest>('exportDiff', { request, stream }, signal)
+    result.catch(() => {})
+    const ch = await this.#client.openData(stream)
+    const moving = pipeline(ch, sink)
+    const [r, m] = await Promise.allSettled([result, moving])
+    if (r.status === 'rejected') {
+      ch.destroy()
+      throw r.reason
+    }
+    if (m.status === 'rejected') throw m.reason
+    return r.value
+  }
+
+  async importDiff(req: ImportRequest, source: Readable | AsyncIterable<Uint8Array>): Promise<ImportResult & StreamDigest> {
+    const { signal, ...request } = req
+    const stream = newStreamToken()
+    const result = this.#call<ImportResult & StreamDigest>('importDiff', { request, stream }, signal)
+    result.catch(() => {})
+    const ch = await this.#client.openData(stream)
+    const moving = pipeline(source, ch)
+    moving.catch(() => {})
+    try {
+      return await result
+    } finally {
+      ch.destroy()
+    }
+  }
+}

@@ -26,7 +26,7 @@ export interface RelayResult {
   readonly transferMs: number
 }
 
-const BUFFER_BYTES = 4 << 20
+const BUFFER_BYTES = 1 << 20
 
 export async function relayDelta(o: RelayOptions): Promise<RelayResult> {
   const t0 = performance.now()

@@ -15,10 +15,9 @@ export interface BlockHasher {
 export async function blockHasher(): Promise<BlockHasher> {
   hasher ??= createXXHash128()
   const h = await hasher
-  const zeros = Buffer.alloc(16 << 20)
   return {
     hashInto(data, out, at) {
-      if (isZero(data, zeros)) {
+      if (isZero(data)) {
         out.fill(0, at, at + HASH_BYTES)
         return true
       }
@@ -34,10 +33,12 @@ export async function blockHasher(): Promise<BlockHasher> {
   }
 }
 
-function isZero(data: Buffer, zeros: Buffer): boolean {
-  for (let i = 0; i < data.length; i += zeros.length) {
-    const n = Math.min(zeros.length, data.length - i)
-    if (!data.subarray(i, i + n).equals(zeros.subarray(0, n))) return false
+const ZEROS = Buffer.alloc(1 << 20)
+
+export function isZero(data: Buffer): boolean {
+  for (let i = 0; i < data.length; i += ZEROS.length) {
+    const n = Math.min(ZEROS.length, data.length - i)
+    if (!data.subarray(i, i + n).equals(ZEROS.subarray(0, n))) return false
   }
   return true
 }

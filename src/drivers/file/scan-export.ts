@@ -58,6 +58,9 @@ export async function* scanExport(input: ScanExportInput, c: ScanCounters): Asyn
   let runEnd = 0
   let runBuf: Buffer | undefined
   let runBufStart = 0
+  // Read buffers are reused unless a slice of one was handed downstream without copying.
+  const spare: Buffer[] = []
+  let gaveAway = false
   const flush = function* (): Generator<Buffer> {
     if (runKind === undefined) return
     const len = runEnd - runStart
@@ -68,7 +71,12 @@ export async function* scanExport(input: ScanExportInput, c: ScanCounters): Asyn
     if (runKind === 'write') {
       c.dataBytes += len
       c.streamBytes += len
-      yield (runBuf as Buffer).subarray(runStart - runBufStart, runEnd - runBufStart)
+      const data = (runBuf as Buffer).subarray(runStart - runBufStart, runEnd - runBufStart)
+      // A small slice would pin its whole read buffer while it waits in stream buffers downstream
+      // (64 queued 64 KiB slices = 64 MiB pinned): copy it out so memory tracks bytes in flight.
+      const copy = data.length * 4 < (runBuf as Buffer).length
+      if (!copy) gaveAway = true
+      yield copy ? Buffer.from(data) : data
     } else {
       c.zeroBytes += len
     }
@@ -77,7 +85,7 @@ export async function* scanExport(input: ScanExportInput, c: ScanCounters): Asyn
 
   const readChunk = async (pos: number): Promise<Buffer> => {
     const len = Math.min(chunkBytes, size - pos)
-    const buf = Buffer.allocUnsafe(len)
+    const buf = (spare.pop() ?? Buffer.allocUnsafe(chunkBytes)).subarray(0, len)
     let got = 0
     try {
       while (got < len) {
@@ -140,6 +148,8 @@ export async function* scanExport(input: ScanExportInput, c: ScanCounters): Asyn
     }
     if (runKind === 'write') yield* flush()
     await writer.append(hashes)
+    if (!gaveAway) spare.push(Buffer.from(buf.buffer, buf.byteOffset, chunkBytes))
+    gaveAway = false
   }
   yield* flush()
   c.streamBytes += END_RECORD.length

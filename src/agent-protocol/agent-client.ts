@@ -96,13 +96,14 @@ export class AgentClient {
   call<T>(method: AgentMethod, params: Record<string, unknown>, signal?: AbortSignal): Promise<T> {
     if (this.#closed) return Promise.reject(this.#closed)
     const id = this.#nextId++
+    const onAbort = () => {
+      if (this.#pending.has(id)) writeJsonLine(this.#conn.toAgent, { type: 'cancel', id })
+    }
+    signal?.addEventListener('abort', onAbort, { once: true })
     return new Promise<T>((resolve, reject) => {
       this.#pending.set(id, { resolve: resolve as (v: unknown) => void, reject, method })
       writeJsonLine(this.#conn.toAgent, { type: 'request', id, method, params })
-      signal?.addEventListener('abort', () => {
-        if (this.#pending.has(id)) writeJsonLine(this.#conn.toAgent, { type: 'cancel', id })
-      }, { once: true })
-    })
+    }).finally(() => signal?.removeEventListener('abort', onAbort))
   }
 
   /** A new data channel, already announced with its stream token. */

@@ -15,11 +15,15 @@ export const realClock: Clock = {
   now: () => performance.now(),
   sleep: (ms, signal) =>
     new Promise((resolve, reject) => {
-      const t = setTimeout(resolve, ms)
-      signal?.addEventListener('abort', () => {
+      const onAbort = () => {
         clearTimeout(t)
-        reject(signal.reason)
-      }, { once: true })
+        reject(signal?.reason)
+      }
+      const t = setTimeout(() => {
+        signal?.removeEventListener('abort', onAbort)
+        resolve()
+      }, ms)
+      signal?.addEventListener('abort', onAbort, { once: true })
     }),
 }
 

@@ -1,0 +1,61 @@
+/** snapferry plan PIPELINE — a dry run: volumes, sizes, where each resumes, the steps and the predicted timeline. */
+import type { Command } from 'commander'
+import { formatBytes, formatDuration, formatRate } from '../../config/units.js'
+import { predictWindow } from '../../convergence/predictor.js'
+import { openVolumes } from '../../engine/open-volumes.js'
+import { historyFromJournal } from '../../engine/round-history.js'
+import { measuredHooks } from '../../engine/run-pipeline.js'
+import { readJournal } from '../../state/journal.js'
+import { planResume } from '../../state/resume-point.js'
+import { fail, type GlobalOptions, loadWithLog } from '../cli-context.js'
+import { EXIT, EXIT_HELP } from '../exit-codes.js'
+import { describeRunbook } from './cutover.js'
+
+export async function runPlan(file: string, opts: GlobalOptions): Promise<number> {
+  try {
+    const { cfg, log } = await loadWithLog(file, opts)
+    const journal = await readJournal(cfg.stateDir)
+    const vols = await openVolumes(cfg, log)
+    const out: string[] = [`plan for pipeline '${cfg.name}' (dry run: nothing is changed)`]
+    try {
+      for (const p of vols.pairs) {
+        const [src, dst, srcSnaps, dstSnaps] = await Promise.all([p.source.describe(), p.destination.describe(), p.source.listSnapshots(), p.destination.listSnapshots()])
+        const plan = planResume(p.name, srcSnaps, dstSnaps, journal)
+        out.push(`volume ${p.name}: ${src.location} (${src.exists ? formatBytes(src.size) : 'MISSING'}) → ${dst.location} (${dst.exists ? `exists, ${formatBytes(dst.size)}` : 'will be created'})`)
+        out.push(`  next: ${plan.resumeFrom ? `delta round ${plan.nextRound} from ${plan.resumeFrom}` : `base (up to ${formatBytes(src.size)}; only non-zero blocks travel)`}`)
+        for (const n of plan.notes) out.push(`  note: ${n}`)
+        if (!src.exists) out.push('  PROBLEM: the source does not exist')
+        if (!plan.resumeFrom && dst.exists && dst.size > 0 && !plan.baseStartedByUs) out.push('  PROBLEM: the destination holds data; the run will refuse unless --overwrite-destination')
+      }
+    } finally {
+      await vols.close()
+    }
+    const c = cfg.convergence
+    out.push(`steps: base → delta rounds (at least ${c.minRounds}, at most ${c.maxRounds}) until the predicted window ≤ ${formatDuration(c.targetDowntime)} → ${c.whenConverged === 'cutover' ? 'cutover' : `hold warm (a round every ${formatDuration(c.holdInterval)}) until \`snapferry cutover\``}`)
+    out.push(`bandwidth: ${formatRate(cfg.transport.bandwidth)}; volumes at once: ${cfg.concurrency}; snapshots kept: ${cfg.snapshots.keep}`)
+    const rounds = historyFromJournal(journal)
+    if (rounds.length > 0) {
+      const hooks = measuredHooks(journal)
+      const p = predictWindow({ rounds, bandwidthLimit: cfg.transport.bandwidth, verify: cfg.cutover.verify, beforeHooksMs: cfg.cutover.before.length ? hooks.before : 0, afterHooksMs: cfg.cutover.after.length ? hooks.after : 0, concurrency: cfg.concurrency, pauseBeforeCutoverMs: 0 })
+      out.push(`predicted cutover window from ${rounds.length} measured rounds: ${formatDuration(p.windowMs)} (dirty ${formatRate(p.dirtyBytesPerSecond)}, link ${formatRate(p.linkBytesPerSecond)})`)
+      for (const cv of p.caveats) out.push(`  caveat: ${cv}`)
+    } else {
+      out.push('predicted cutover window: unknown until the first rounds measure the link, the scan rate and the dirty rate')
+    }
+    process.stdout.write(`${out.join('\n')}\n${describeRunbook(cfg)}`)
+    return EXIT.OK
+  } catch (e) {
+    return fail(e)
+  }
+}
+
+export function planCommand(program: Command): void {
+  program
+    .command('plan')
+    .description('dry run: show volumes, sizes, resume points, steps and the predicted timeline; changes nothing')
+    .argument('<pipeline>', 'pipeline YAML file')
+    .addHelpText('after', EXIT_HELP)
+    .action(async (file: string, _o: unknown, cmd: Command) => {
+      process.exitCode = await runPlan(file, cmd.optsWithGlobals())
+    })
+}

@@ -1,0 +1,64 @@
+/** When to stop shipping deltas: converged, stalled, or keep going. Pure (docs/CONVERGENCE.md). */
+import { formatBytes, formatDuration, formatRate } from '../config/units.js'
+import type { Prediction } from './predictor.js'
+import type { PipelineRound } from './round-stats.js'
+import { changedBytes } from './round-stats.js'
+
+export interface PolicyConfig {
+  readonly targetDowntimeMs: number
+  readonly minRounds: number
+  readonly maxRounds: number
+  readonly stallRounds: number
+  readonly onStall: 'keep-trying' | 'fail' | 'cutover'
+}
+
+export type Decision =
+  | { readonly action: 'continue'; readonly reason: string }
+  | { readonly action: 'converged'; readonly reason: string }
+  /** Not converging; `then` is what the policy says to do about it. */
+  | { readonly action: 'stalled'; readonly then: 'keep-trying' | 'fail' | 'cutover'; readonly reason: string; readonly maxRounds: boolean }
+
+export function decide(rounds: readonly PipelineRound[], prediction: Prediction, cfg: PolicyConfig): Decision {
+  const deltaRounds = rounds.filter((r) => r.volumes.some((v) => v.fromSnap !== null)).length
+  const fits = prediction.windowMs <= cfg.targetDowntimeMs
+  const versus = `predicted window ${formatDuration(prediction.windowMs)} vs target ${formatDuration(cfg.targetDowntimeMs)}`
+  if (deltaRounds < cfg.minRounds) return { action: 'continue', reason: `warm-up: ${deltaRounds} of ${cfg.minRounds} delta rounds done; ${versus}` }
+  if (fits) return { action: 'converged', reason: `${versus}: fits` }
+  const stall = stalled(rounds, cfg.stallRounds)
+  if (stall) {
+    return { action: 'stalled', then: cfg.onStall, maxRounds: false, reason: `${stallText(rounds, cfg.stallRounds, prediction)}; ${versus}` }
+  }
+  if (deltaRounds >= cfg.maxRounds) {
+    return {
+      action: 'stalled',
+      then: cfg.onStall === 'keep-trying' ? 'fail' : cfg.onStall,
+      maxRounds: true,
+      reason: `reached maxRounds (${cfg.maxRounds}) without converging; ${versus}`,
+    }
+  }
+  return { action: 'continue', reason: versus }
+}
+
+/** The last `n` deltas each failed to shrink by at least 10 % against the one before. */
+export function stalled(rounds: readonly PipelineRound[], n: number): boolean {
+  const sizes = rounds.filter((r) => r.volumes.some((v) => v.fromSnap !== null)).map(totalChanged)
+  if (sizes.length < n + 1) return false
+  const tail = sizes.slice(-(n + 1))
+  for (let i = 1; i < tail.length; i++) if ((tail[i] as number) < 0.9 * (tail[i - 1] as number)) return false
+  return true
+}
+
+function totalChanged(r: PipelineRound): number {
+  return r.volumes.reduce((n, v) => n + changedBytes(v), 0)
+}
+
+function stallText(rounds: readonly PipelineRound[], n: number, p: Prediction): string {
+  const sizes = rounds
+    .filter((r) => r.volumes.some((v) => v.fromSnap !== null))
+    .slice(-n)
+    .map((r) => formatBytes(totalChanged(r)))
+  return (
+    `deltas stopped shrinking: the last ${n} rounds shipped ${sizes.join(', ')}; ` +
+    `the workload dirties ${formatRate(p.dirtyBytesPerSecond)} and the link drains ${formatRate(p.linkBytesPerSecond)}`
+  )
+}

@@ -1,0 +1,155 @@
+/**
+ * The downtime predictor: from measured rounds, estimate the final cutover window — the time from the
+ * first `before` hook until the last `after` hook ends. Pure: numbers in, numbers out (docs/CONVERGENCE.md).
+ *
+ * window = before hooks
+ *        + final round: snapshot + max(scan, final delta ÷ link rate) + fixed per-round overhead
+ *        + verification (full: read both volumes; none: 0)
+ *        + after hooks
+ * final delta = dirty rate × (time from the last snapshot until the workload stops)
+ */
+import type { PipelineRound, VolumeRoundStats } from './round-stats.js'
+import { changedBytes } from './round-stats.js'
+
+export interface PredictorInput {
+  readonly rounds: readonly PipelineRound[]
+  /** Configured bandwidth cap (bytes/s; Infinity when unlimited). */
+  readonly bandwidthLimit: number
+  readonly verify: 'full' | 'none'
+  /** Measured durations of the cutover hooks, when a previous attempt or dry run measured them. */
+  readonly beforeHooksMs: number | undefined
+  readonly afterHooksMs: number | undefined
+  /** Volumes that move at once. */
+  readonly concurrency: number
+  /** The pause between the end of the last round and the cutover (roundInterval, or 0). */
+  readonly pauseBeforeCutoverMs: number
+}
+
+export interface VolumePrediction {
+  readonly volume: string
+  readonly dirtyBytesPerSecond: number
+  readonly finalDeltaBytes: number
+  readonly scanMs: number
+  readonly sendMs: number
+  readonly fixedMs: number
+  readonly snapshotMs: number
+  readonly finalRoundMs: number
+  readonly verifyMs: number
+}
+
+export interface Prediction {
+  readonly windowMs: number
+  readonly beforeHooksMs: number
+  readonly finalRoundMs: number
+  readonly verifyMs: number
+  readonly afterHooksMs: number
+  readonly linkBytesPerSecond: number
+  readonly finalDeltaBytes: number
+  readonly dirtyBytesPerSecond: number
+  readonly volumes: readonly VolumePrediction[]
+  /** What the estimate could not measure yet ("hooks not measured"). */
+  readonly caveats: readonly string[]
+}
+
+/** Scan rate when no round measured one: a conservative sequential-read figure. */
+const DEFAULT_SCAN_RATE = 400e6
+/** Checksumming reads a volume about as fast as a scan; both sides read in parallel. */
+
+export function predictWindow(input: PredictorInput): Prediction {
+  const caveats: string[] = []
+  const names = [...new Set(input.rounds.flatMap((r) => r.volumes.map((v) => v.volume)))]
+  const deltaRounds = input.rounds.filter((r) => r.volumes.some((v) => v.fromSnap !== null))
+  if (deltaRounds.length === 0) caveats.push('no delta round yet: dirty rate unknown, assumed 0')
+  const link = linkRate(input.rounds, input.bandwidthLimit)
+  const volumes = names.map((name) => predictVolume(name, input, link))
+  const beforeHooksMs = input.beforeHooksMs ?? 0
+  const afterHooksMs = input.afterHooksMs ?? 0
+  if (input.beforeHooksMs === undefined || input.afterHooksMs === undefined) caveats.push('hook durations not measured yet (counted as 0)')
+  // Volumes share the link: the final round lasts at least all final bytes ÷ link rate.
+  const totalFinal = volumes.reduce((n, v) => n + v.finalDeltaBytes, 0)
+  const waves = Math.ceil(volumes.length / Math.max(1, input.concurrency))
+  const slowest = Math.max(0, ...volumes.map((v) => v.finalRoundMs))
+  const finalRoundMs = Math.max(slowest * waves, Number.isFinite(link) ? (totalFinal / link) * 1000 : 0)
+  const verifyMs = Math.max(0, ...volumes.map((v) => v.verifyMs)) * waves
+  return {
+    windowMs: beforeHooksMs + finalRoundMs + verifyMs + afterHooksMs,
+    beforeHooksMs,
+    finalRoundMs,
+    verifyMs,
+    afterHooksMs,
+    linkBytesPerSecond: link,
+    finalDeltaBytes: totalFinal,
+    dirtyBytesPerSecond: volumes.reduce((n, v) => n + v.dirtyBytesPerSecond, 0),
+    volumes,
+    caveats,
+  }
+}
+
+function predictVolume(volume: string, input: PredictorInput, link: number): VolumePrediction {
+  const history = input.rounds.flatMap((r) => r.volumes.filter((v) => v.volume === volume))
+  const last = history[history.length - 1] as VolumeRoundStats
+  const dirty = dirtyRate(history)
+  const scanRate = bestRate(history.map((h) => [h.scannedBytes, h.exportMs])) ?? DEFAULT_SCAN_RATE
+  const scanMs = last.scannedBytes > 0 ? (last.volumeSize / scanRate) * 1000 : 0
+  // Changes since the last snapshot: made during the rest of the last round, the pause and the before hooks.
+  const sinceSnapshotMs = Math.max(0, last.totalMs - last.snapshotMs) + input.pauseBeforeCutoverMs + (input.beforeHooksMs ?? 0)
+  const finalDeltaBytes = dirty * (sinceSnapshotMs / 1000)
+  const sendMs = Number.isFinite(link) ? (finalDeltaBytes / link) * 1000 : 0
+  const fixedMs = fixedOverhead(history, link, scanRate)
+  const snapshotMs = median(history.map((h) => h.snapshotMs))
+  const finalRoundMs = snapshotMs + Math.max(scanMs, sendMs) + fixedMs
+  const verifyMs = input.verify === 'full' ? (last.volumeSize / scanRate) * 1000 : 0
+  return { volume, dirtyBytesPerSecond: dirty, finalDeltaBytes, scanMs, sendMs, fixedMs, snapshotMs, finalRoundMs, verifyMs }
+}
+
+/** Bytes changed per second, from the most recent delta rounds (weighted to the newest). */
+export function dirtyRate(history: readonly VolumeRoundStats[]): number {
+  const deltas = history.filter((h) => h.fromSnap !== null && h.intervalMs !== null && h.intervalMs > 0).slice(-3)
+  if (deltas.length === 0) return 0
+  let num = 0
+  let den = 0
+  deltas.forEach((h, i) => {
+    const w = i + 1
+    num += w * (changedBytes(h) / ((h.intervalMs as number) / 1000))
+    den += w
+  })
+  return num / den
+}
+
+/** The link rate: the best throughput a round achieved (a lower bound), capped by the configured limit. */
+export function linkRate(rounds: readonly PipelineRound[], limit: number): number {
+  let best = 0
+  for (const r of rounds) {
+    const bytes = r.volumes.reduce((n, v) => n + v.streamBytes, 0)
+    const ms = Math.max(...r.volumes.map((v) => v.transferMs), 1)
+    // Only rounds that moved enough bytes say something about the link.
+    if (bytes >= 4 << 20) best = Math.max(best, bytes / (ms / 1000))
+  }
+  if (best === 0) return limit
+  return Math.min(best, limit)
+}
+
+function bestRate(pairs: readonly (readonly [number, number])[]): number | undefined {
+  let best: number | undefined
+  for (const [bytes, ms] of pairs) if (bytes > 0 && ms > 0) best = Math.max(best ?? 0, bytes / (ms / 1000))
+  return best
+}
+
+/** What a round costs beyond snapshot, scan and bytes: process and protocol overhead (median residual). */
+function fixedOverhead(history: readonly VolumeRoundStats[], link: number, scanRate: number): number {
+  const residuals = history
+    .filter((h) => h.fromSnap !== null)
+    .map((h) => {
+      const scan = (h.scannedBytes / scanRate) * 1000
+      const send = Number.isFinite(link) ? (h.streamBytes / link) * 1000 : 0
+      return Math.max(0, h.totalMs - h.snapshotMs - Math.max(scan, send))
+    })
+  return residuals.length > 0 ? median(residuals) : 50
+}
+
+export function median(xs: readonly number[]): number {
+  if (xs.length === 0) return 0
+  const s = [...xs].sort((a, b) => a - b)
+  const m = Math.floor(s.length / 2)
+  return s.length % 2 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2
+}

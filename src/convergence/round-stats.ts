@@ -1,0 +1,39 @@
+/** What one round of one volume measured: the predictor's only input besides the config. */
+
+export interface VolumeRoundStats {
+  readonly volume: string
+  readonly round: number
+  readonly fromSnap: string | null
+  readonly toSnap: string
+  /** Wall-clock start of the round (ms since epoch) — the snapshot is taken right then. */
+  readonly startedAt: number
+  /** Time since the previous round's snapshot (the window in which the shipped changes were made). */
+  readonly intervalMs: number | null
+  readonly snapshotMs: number
+  readonly exportMs: number
+  readonly importMs: number
+  /** Wall time of the whole transfer (export, relay and apply overlap). */
+  readonly transferMs: number
+  /** Time from snapshot start to the end of the apply. */
+  readonly totalMs: number
+  readonly scannedBytes: number
+  readonly streamBytes: number
+  readonly dataBytes: number
+  readonly zeroBytes: number
+  readonly extents: number
+  readonly volumeSize: number
+  /** Extents re-sent to repair a destination whose apply was interrupted. */
+  readonly repairedExtents: number
+}
+
+/** One round across all volumes of the pipeline (they advance together). */
+export interface PipelineRound {
+  readonly round: number
+  readonly volumes: readonly VolumeRoundStats[]
+  readonly startedAt: number
+  readonly totalMs: number
+}
+
+export function changedBytes(s: VolumeRoundStats): number {
+  return s.dataBytes + s.zeroBytes
+}

@@ -1,0 +1,48 @@
+/** Turn the pipeline's hooks into runbook steps, with the environment every hook gets. */
+import type { HookConfig, PipelineConfig } from '../config/pipeline-config.js'
+import { SnapferryError } from '../errors/snapferry-error.js'
+import { runHook } from './hook-runner.js'
+import type { RunbookStep, StepPhase } from './runbook.js'
+
+/** SNAPFERRY_* variables: pipeline, phase, volumes and their paths, the final snapshot when known. */
+export function hookEnv(cfg: PipelineConfig, phase: string, hook: string, finalSnapshot: () => Record<string, string>): Record<string, string> {
+  const env: Record<string, string> = {
+    SNAPFERRY_PIPELINE: cfg.name,
+    SNAPFERRY_PHASE: phase,
+    SNAPFERRY_HOOK: hook,
+    SNAPFERRY_STATE_DIR: cfg.stateDir,
+    SNAPFERRY_VOLUMES: cfg.volumes.map((v) => v.name).join(' '),
+  }
+  const snaps = finalSnapshot()
+  for (const v of cfg.volumes) {
+    const key = v.name.toUpperCase().replace(/[^A-Z0-9]/g, '_')
+    env[`SNAPFERRY_VOLUME_${key}_SOURCE`] = v.source.path
+    env[`SNAPFERRY_VOLUME_${key}_DESTINATION`] = v.destination.path
+    const s = snaps[v.name]
+    if (s) env[`SNAPFERRY_VOLUME_${key}_SNAPSHOT`] = s
+  }
+  return env
+}
+
+export function hookSteps(
+  cfg: PipelineConfig,
+  hooks: readonly HookConfig[],
+  phase: Exclude<StepPhase, 'transfer' | 'verify'> | 'rollback',
+  finalSnapshot: () => Record<string, string>,
+): RunbookStep[] {
+  return hooks.map((h) => ({
+    name: `${phase}:${h.name}`,
+    kind: 'hook' as const,
+    phase: phase === 'rollback' ? 'before' : phase,
+    async run(signal?: AbortSignal) {
+      const r = await runHook(h, hookEnv(cfg, phase, h.name, finalSnapshot), signal)
+      if (r.status === 'ok') return { output: r.output }
+      const why = r.timedOut ? `timed out after ${h.timeout} ms` : r.exitCode === null ? `was killed (${r.signal})` : `exited with status ${r.exitCode}`
+      const err = new SnapferryError(r.timedOut ? 'HOOK_TIMEOUT' : 'HOOK_FAILED', `${phase} hook '${h.name}' ${why}`, {
+        hint: r.timedOut ? 'raise the hook timeout or make the command finish sooner' : `its output: ${r.output.trim().slice(-300) || '(none)'}`,
+        details: { hook: h.name, phase, exitCode: r.exitCode },
+      })
+      throw Object.assign(err, { output: r.output })
+    },
+  }))
+}

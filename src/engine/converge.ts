@@ -1,0 +1,139 @@
+/**
+ * The convergence controller: ship rounds until the predicted cutover window fits the target, then cut
+ * over or hold the copy warm; say plainly when deltas stop shrinking and follow the stall policy.
+ */
+import { formatBytes, formatDuration, formatRate } from '../config/units.js'
+import { decide, type Decision } from '../convergence/convergence-policy.js'
+import { type Prediction, predictWindow } from '../convergence/predictor.js'
+import type { PipelineRound } from '../convergence/round-stats.js'
+import { SnapferryError } from '../errors/snapferry-error.js'
+import type { EngineContext } from './engine-context.js'
+import { runPipelineRound } from './pipeline-round.js'
+import type { VolumeState } from './reconcile.js'
+import { takeCutoverRequest } from './requests.js'
+
+export interface ConvergeResult {
+  /** Why the loop ended: time to cut over (converged, policy, or operator request). */
+  readonly reason: string
+  readonly prediction: Prediction
+}
+
+export interface ConvergeOptions {
+  /** Cut over once converged even when the pipeline says hold. */
+  readonly cutoverWhenConverged: boolean
+  /** Measured hook durations from an earlier cutover, if any. */
+  readonly hookMs: { before: number | undefined; after: number | undefined }
+}
+
+export async function converge(ctx: EngineContext, states: VolumeState[], rounds: PipelineRound[], opts: ConvergeOptions): Promise<ConvergeResult> {
+  const c = ctx.cfg.convergence
+  if (states.some((s) => s.last === null)) {
+    await ctx.journal.append({ type: 'phase', phase: 'base' })
+    ctx.reporter.line(`base: shipping ${states.filter((s) => s.last === null).map((s) => s.pair.name).join(', ')}`)
+    const base = await runPipelineRound(ctx, states.filter((s) => s.last === null))
+    rounds.push(base)
+    reportRound(ctx, base)
+  }
+  await ctx.journal.append({ type: 'phase', phase: 'converging' })
+  let stallReported = false
+  for (;;) {
+    const prediction = predict(ctx, rounds, opts)
+    const decision = decide(rounds, prediction, {
+      targetDowntimeMs: c.targetDowntime,
+      minRounds: c.minRounds,
+      maxRounds: c.maxRounds,
+      stallRounds: c.stallRounds,
+      onStall: c.onStall,
+    })
+    await ctx.journal.append({ type: 'prediction', round: rounds.at(-1)?.round ?? 0, prediction, decision: decisionName(decision), reason: decision.reason })
+    ctx.reporter.line(`  prediction: ${describePrediction(prediction)} → ${decisionName(decision)} (${decision.reason})`)
+    if (decision.action === 'converged') {
+      if (c.whenConverged === 'cutover' || opts.cutoverWhenConverged) return { reason: decision.reason, prediction }
+      return hold(ctx, states, rounds, opts)
+    }
+    if (decision.action === 'stalled') {
+      if (decision.then === 'fail') {
+        throw new SnapferryError(decision.maxRounds ? 'MAX_ROUNDS_REACHED' : 'CONVERGENCE_STALLED', `not converging: ${decision.reason}`, {
+          hint: 'raise the bandwidth limit, slow the workload, accept a longer targetDowntime, or set onStall: cutover to cut over anyway',
+          details: { prediction },
+        })
+      }
+      if (decision.then === 'cutover') {
+        ctx.reporter.line(`  not converging; cutting over anyway as the pipeline says (onStall: cutover)`)
+        return { reason: `cutover anyway: ${decision.reason}`, prediction }
+      }
+      if (!stallReported) ctx.reporter.line('  not converging; keeping on as the pipeline says (onStall: keep-trying)')
+      stallReported = true
+    }
+    if (c.roundInterval > 0) await sleep(c.roundInterval, ctx.signal)
+    const r = await runPipelineRound(ctx, states)
+    rounds.push(r)
+    reportRound(ctx, r)
+  }
+}
+
+/** Converged and told to hold: keep the copy warm with rounds every holdInterval until asked to cut over. */
+async function hold(ctx: EngineContext, states: VolumeState[], rounds: PipelineRound[], opts: ConvergeOptions): Promise<ConvergeResult> {
+  await ctx.journal.append({ type: 'phase', phase: 'holding' })
+  ctx.reporter.line(`converged: holding the destination warm (a round every ${formatDuration(ctx.cfg.convergence.holdInterval)}); \`snapferry cutover ${ctx.cfg.file}\` cuts over`)
+  for (;;) {
+    const deadline = performance.now() + ctx.cfg.convergence.holdInterval
+    while (performance.now() < deadline) {
+      if (await takeCutoverRequest(ctx.cfg.stateDir)) {
+        ctx.reporter.line('cutover requested')
+        return { reason: 'cutover requested by the operator', prediction: predict(ctx, rounds, opts) }
+      }
+      await sleep(Math.min(500, Math.max(0, deadline - performance.now())), ctx.signal)
+    }
+    const r = await runPipelineRound(ctx, states)
+    rounds.push(r)
+    reportRound(ctx, r)
+    const p = predict(ctx, rounds, opts)
+    await ctx.journal.append({ type: 'prediction', round: r.round, prediction: p, decision: 'hold', reason: 'holding warm' })
+    ctx.reporter.line(`  prediction: ${describePrediction(p)} (holding)`)
+  }
+}
+
+function predict(ctx: EngineContext, rounds: readonly PipelineRound[], opts: ConvergeOptions): Prediction {
+  const hooks = ctx.cfg.cutover
+  return predictWindow({
+    rounds,
+    bandwidthLimit: ctx.cfg.transport.bandwidth,
+    verify: hooks.verify,
+    beforeHooksMs: hooks.before.length === 0 ? 0 : opts.hookMs.before,
+    afterHooksMs: hooks.after.length === 0 ? 0 : opts.hookMs.after,
+    concurrency: ctx.cfg.concurrency,
+    pauseBeforeCutoverMs: 0,
+  })
+}
+
+function decisionName(d: Decision): string {
+  return d.action === 'stalled' ? `stalled (${d.then})` : d.action
+}
+
+export function describePrediction(p: Prediction): string {
+  return `window ${formatDuration(p.windowMs)} (final delta ~${formatBytes(p.finalDeltaBytes)} at ${formatRate(p.linkBytesPerSecond)}, round ${formatDuration(p.finalRoundMs)}, verify ${formatDuration(p.verifyMs)}, hooks ${formatDuration(p.beforeHooksMs + p.afterHooksMs)}); dirty ${formatRate(p.dirtyBytesPerSecond)}`
+}
+
+export function reportRound(ctx: EngineContext, r: PipelineRound): void {
+  const bytes = r.volumes.reduce((n, v) => n + v.streamBytes, 0)
+  const changed = r.volumes.reduce((n, v) => n + v.dataBytes + v.zeroBytes, 0)
+  const kind = r.volumes.every((v) => v.fromSnap === null) ? 'base' : 'delta'
+  ctx.reporter.line(
+    `round ${r.round} (${kind}): ${formatBytes(changed)} changed, ${formatBytes(bytes)} on the wire, ${r.volumes.reduce((n, v) => n + v.extents, 0)} extents in ${formatDuration(r.totalMs)}`,
+  )
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const onAbort = () => {
+      clearTimeout(t)
+      reject(signal.reason)
+    }
+    const t = setTimeout(() => {
+      signal.removeEventListener('abort', onAbort)
+      resolve()
+    }, ms)
+    signal.addEventListener('abort', onAbort, { once: true })
+  })
+}

@@ -1,0 +1,87 @@
+/** Build and run the cutover runbook: before hooks → final round → verify → after hooks (rollback on failure). */
+import { formatDuration } from '../config/units.js'
+import { hookSteps } from '../cutover/hook-steps.js'
+import { type RunbookResult, type RunbookStep, runRunbook } from '../cutover/runbook.js'
+import type { Prediction } from '../convergence/predictor.js'
+import type { PipelineRound } from '../convergence/round-stats.js'
+import { SnapferryError } from '../errors/snapferry-error.js'
+import type { EngineContext } from './engine-context.js'
+import { mapLimit } from './map-limit.js'
+import { runPipelineRound } from './pipeline-round.js'
+import type { VolumeState } from './reconcile.js'
+import { reportRound } from './converge.js'
+
+export interface CutoverRun {
+  readonly result: RunbookResult
+  readonly finalRound: PipelineRound | undefined
+  readonly finalSnapshots: Record<string, string>
+}
+
+export async function runCutover(ctx: EngineContext, states: VolumeState[], prediction: Prediction | null): Promise<CutoverRun> {
+  const cfg = ctx.cfg
+  const finalSnapshots: Record<string, string> = {}
+  let finalRound: PipelineRound | undefined
+  const snaps = () => finalSnapshots
+  const steps: RunbookStep[] = [
+    ...hookSteps(cfg, cfg.cutover.before, 'before', snaps),
+    {
+      name: 'final-delta',
+      kind: 'final-round',
+      phase: 'transfer',
+      run: async () => {
+        finalRound = await runPipelineRound(ctx, states)
+        for (const s of states) finalSnapshots[s.pair.name] = s.last as string
+        reportRound(ctx, finalRound)
+        return { output: `final snapshots: ${Object.values(finalSnapshots).join(', ')}` }
+      },
+    },
+    ...(cfg.cutover.verify === 'full' ? [verifyStep(ctx, states)] : []),
+    ...hookSteps(cfg, cfg.cutover.after, 'after', snaps),
+  ]
+  const rollback = hookSteps(cfg, cfg.cutover.rollback, 'rollback', snaps)
+  await ctx.journal.append({ type: 'phase', phase: 'cutover' })
+  ctx.reporter.line(`cutover: ${steps.map((s) => s.name).join(' → ')}${prediction ? ` (predicted window ${formatDuration(prediction.windowMs)})` : ''}`)
+  const result = await runRunbook(steps, rollback, ctx.journal, ctx.signal)
+  for (const r of [...result.steps, ...result.rollback]) {
+    ctx.reporter.line(`  ${r.status.padEnd(7)} ${r.name}${r.status === 'not-run' ? '' : ` (${formatDuration(r.durationMs)})`}${r.error ? `: ${r.error.message}` : ''}`)
+  }
+  await ctx.journal.append({
+    type: 'cutover-finished',
+    result: {
+      status: result.status,
+      downtimeMs: result.downtimeMs,
+      predictedMs: prediction?.windowMs ?? null,
+      finalSnapshot: finalSnapshots,
+      steps: [...result.steps, ...result.rollback].map((s) => ({ name: s.name, kind: s.kind, status: s.status, durationMs: s.durationMs })),
+    },
+  })
+  await ctx.journal.append({ type: 'phase', phase: result.status === 'ok' ? 'done' : result.status === 'rolled-back' ? 'rolled-back' : 'failed' })
+  return { result, finalRound, finalSnapshots }
+}
+
+/** Full verification: sha256 of every byte on both sides, all volumes, while the workload is stopped. */
+function verifyStep(ctx: EngineContext, states: VolumeState[]): RunbookStep {
+  return {
+    name: 'verify',
+    kind: 'verify',
+    phase: 'verify',
+    run: async (signal) => {
+      const lines = await mapLimit(states, ctx.cfg.concurrency, async (s) => {
+        const snap = s.last as string
+        const at = (frozen: boolean) => (frozen ? { snapshot: snap } : ('head' as const))
+        const [a, b] = await Promise.all([
+          s.pair.source.checksum(at(s.pair.source.capabilities.frozenSnapshots), signal),
+          s.pair.destination.checksum(at(s.pair.destination.capabilities.frozenSnapshots), signal),
+        ])
+        if (a.digest !== b.digest || a.size !== b.size) {
+          throw new SnapferryError('VERIFY_MISMATCH', `volume ${s.pair.name}: destination differs from the source at ${snap} (sha256 ${b.digest.slice(0, 16)}… vs ${a.digest.slice(0, 16)}…, ${b.size} vs ${a.size} bytes)`, {
+            hint: 'the destination is not promoted; rollback hooks ran. Run again: the next round repairs the copy',
+            details: { volume: s.pair.name, snapshot: snap, source: a, destination: b },
+          })
+        }
+        return `${s.pair.name}: sha256 ${a.digest} (${a.size} bytes) on both sides`
+      })
+      return { output: lines.join('\n') }
+    },
+  }
+}

@@ -1,0 +1,45 @@
+/** Start the agents a pipeline needs (one per host and side) and open each volume's two drivers. */
+import { AgentClient } from '../agent-protocol/agent-client.js'
+import { RemoteVolumeDriver } from '../agent-protocol/remote-volume-driver.js'
+import type { EndpointConfig, PipelineConfig } from '../config/pipeline-config.js'
+import type { Logger } from '../logging/logger.js'
+import type { VolumePair } from '../replication/volume-pair.js'
+import { launcherFor } from '../transports/launcher-registry.js'
+
+export interface OpenVolumes {
+  readonly pairs: readonly VolumePair[]
+  close(): Promise<void>
+}
+
+export async function openVolumes(cfg: PipelineConfig, log: Logger, signal?: AbortSignal): Promise<OpenVolumes> {
+  const clients = new Map<string, Promise<AgentClient>>()
+  const clientFor = (side: 'source' | 'destination', ep: EndpointConfig) => {
+    // One agent per host and side: source and destination are separate hosts in real moves.
+    const key = `${side}@${ep.host}`
+    let c = clients.get(key)
+    if (!c) {
+      c = launcherFor(ep.host, log).launch(signal).then((conn) => AgentClient.connect(conn))
+      clients.set(key, c)
+    }
+    return c
+  }
+  const close = async () => {
+    await Promise.allSettled([...clients.values()].map(async (c) => (await c).close()))
+  }
+  try {
+    const pairs: VolumePair[] = []
+    for (const v of cfg.volumes) {
+      const [s, d] = await Promise.all([clientFor('source', v.source), clientFor('destination', v.destination)])
+      pairs.push({
+        name: v.name,
+        config: v,
+        source: await RemoteVolumeDriver.open(s, { endpoint: v.source, label: `volume ${v.name} (source ${v.source.path})` }, signal),
+        destination: await RemoteVolumeDriver.open(d, { endpoint: v.destination, label: `volume ${v.name} (destination ${v.destination.path})` }, signal),
+      })
+    }
+    return { pairs, close }
+  } catch (e) {
+    await close()
+    throw e
+  }
+}

@@ -1,0 +1,82 @@
+/** One round across all volumes of the pipeline (concurrently, within the limit), then retention. */
+import { formatBytes, formatRate } from '../config/units.js'
+import type { PipelineRound, VolumeRoundStats } from '../convergence/round-stats.js'
+import { snapshotName } from '../drivers/snapshot-names.js'
+import { asSnapferryError } from '../errors/snapferry-error.js'
+import { snapshotsToPrune } from '../replication/retention.js'
+import { runRound } from '../replication/run-round.js'
+import type { EngineContext } from './engine-context.js'
+import { mapLimit } from './map-limit.js'
+import { reconcileVolume, type VolumeState } from './reconcile.js'
+import { pipelineRound } from './round-history.js'
+
+const ATTEMPTS = 3
+
+export async function runPipelineRound(ctx: EngineContext, states: readonly VolumeState[]): Promise<PipelineRound> {
+  const moved = new Map<string, number>()
+  const t0 = performance.now()
+  const label = Math.max(...states.map((s) => s.nextRound))
+  const show = () => {
+    const bytes = [...moved.values()].reduce((a, b) => a + b, 0)
+    const secs = (performance.now() - t0) / 1000
+    ctx.reporter.status(`round ${label}: ${formatBytes(bytes)} sent, ${formatRate(bytes / Math.max(secs, 0.001))}, ${secs.toFixed(1)} s`)
+  }
+  const stats = await mapLimit(states, ctx.cfg.concurrency, async (s) => {
+    for (let attempt = 1; ; attempt++) {
+      ctx.signal.throwIfAborted()
+      try {
+        const r = await roundOnce(ctx, s, (b) => {
+          moved.set(s.pair.name, b)
+          show()
+        })
+        await prune(ctx, s)
+        return r
+      } catch (e) {
+        const err = asSnapferryError(e)
+        if (!err.transient || attempt >= ATTEMPTS || ctx.signal.aborted) throw err
+        ctx.reporter.line(`volume ${s.pair.name}: round failed (${err.code}: ${err.message}); retrying (${attempt}/${ATTEMPTS - 1})`)
+        await new Promise((r) => setTimeout(r, 1000 * 2 ** (attempt - 1)))
+        // Whatever the failed attempt left behind is cleaned up the same way a resume does it.
+        Object.assign(s, await reconcileVolume(s.pair, ctx.history, ctx.journal, ctx.reconcile, ctx.signal))
+      }
+    }
+  })
+  return pipelineRound(label, stats)
+}
+
+async function roundOnce(ctx: EngineContext, s: VolumeState, onProgress: (bytes: number) => void): Promise<VolumeRoundStats> {
+  const to = snapshotName(s.nextRound, new Date())
+  const stats = await runRound({
+    pair: s.pair,
+    round: s.nextRound,
+    from: s.last,
+    to,
+    previousSnapshotAt: s.lastSnapshotAt,
+    repair: s.repair,
+    overwrite: s.overwrite,
+    journal: ctx.journal,
+    limiter: ctx.limiter,
+    onProgress: (_v, b) => onProgress(b),
+    signal: ctx.signal,
+  })
+  s.last = to
+  s.lastSnapshotAt = stats.startedAt
+  s.nextRound++
+  s.repair = undefined
+  s.overwrite = false
+  return stats
+}
+
+/** Keep the newest `snapshots.keep` shared snapshots on both sides; never the next delta's base. */
+async function prune(ctx: EngineContext, s: VolumeState): Promise<void> {
+  const [src, dst] = await Promise.all([s.pair.source.listSnapshots(ctx.signal), s.pair.destination.listSnapshots(ctx.signal)])
+  const srcDone = new Set(src.filter((x) => x.complete).map((x) => x.name))
+  const shared = dst.filter((d) => d.complete && srcDone.has(d.name))
+  for (const name of snapshotsToPrune(shared, ctx.cfg.snapshots.keep, s.last)) {
+    for (const side of ['source', 'destination'] as const) {
+      await ctx.journal.append({ type: 'snapshot-deleting', volume: s.pair.name, side, name })
+      await s.pair[side].deleteSnapshot(name, ctx.signal)
+      await ctx.journal.append({ type: 'snapshot-deleted', volume: s.pair.name, side, name })
+    }
+  }
+}

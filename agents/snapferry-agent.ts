@@ -3,7 +3,10 @@
 import pino from 'pino'
 import { AgentServer } from '../src/agent-protocol/agent-server.js'
 
-const log = pino({ name: 'snapferry-agent', level: process.env.SNAPFERRY_AGENT_LOG_LEVEL ?? 'info' }, pino.destination(2))
+const log = pino(
+  { name: 'snapferry-agent', level: process.env.SNAPFERRY_AGENT_LOG_LEVEL ?? 'info' },
+  pino.destination(2),
+)
 // stdout carries the protocol: nothing else may write there.
 console.log = (...args: unknown[]) => log.info({ args }, 'console.log')
 process.on('SIGPIPE', () => {})

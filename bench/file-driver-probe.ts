@@ -17,7 +17,9 @@ const blockSize = Number(bsArg)
 async function fillMixed(file: string, bytes: number): Promise<void> {
   const fh = await open(file, 'w')
   await fh.truncate(bytes)
-  const text = Buffer.from('Nov 21 23:20:58 host kernel: [ 12.345678] EXT4-fs (vda1): mounted filesystem\n'.repeat(14_000)).subarray(0, 1 << 20)
+  const text = Buffer.from(
+    'Nov 21 23:20:58 host kernel: [ 12.345678] EXT4-fs (vda1): mounted filesystem\n'.repeat(14_000),
+  ).subarray(0, 1 << 20)
   for (let off = 0, i = 0; off < bytes; off += 1 << 20, i++) {
     const len = Math.min(1 << 20, bytes - off)
     const kind = i % 10
@@ -45,7 +47,13 @@ const a = new FileDriver({ path: src, blockSize })
 const b = new FileDriver({ path: dst, blockSize })
 const ship = async (from: string | undefined, to: string) => {
   await a.createSnapshot(to)
-  return relayDelta({ source: a, destination: b, label: 'probe', exportRequest: { fromSnap: from, toSnap: to }, importRequest: { fromSnap: from, toSnap: to } })
+  return relayDelta({
+    source: a,
+    destination: b,
+    label: 'probe',
+    exportRequest: { fromSnap: from, toSnap: to },
+    importRequest: { fromSnap: from, toSnap: to },
+  })
 }
 const t0 = performance.now()
 const base = await ship(undefined, 'snapferry-base')
@@ -60,7 +68,12 @@ console.log(
     size,
     blockSize,
     base: { ms: Math.round(baseMs), dataBytes: base.exported.dataBytes, scanned: base.exported.scannedBytes },
-    delta: { ms: Math.round(deltaMs), dataBytes: delta.exported.dataBytes, extents: delta.exported.extents, scanned: delta.exported.scannedBytes },
+    delta: {
+      ms: Math.round(deltaMs),
+      dataBytes: delta.exported.dataBytes,
+      extents: delta.exported.extents,
+      scanned: delta.exported.scannedBytes,
+    },
     sourceSha256: sa.digest,
     destinationSha256: sb.digest,
     maxRssBytes: process.resourceUsage().maxRSS * 1024,

@@ -39,16 +39,26 @@ await rm(work, { recursive: true, force: true })
 await mkdir(work, { recursive: true })
 const src = path.join(work, 'source.img')
 const dst = path.join(work, 'destination.img')
-console.log(`demo: writing a ${formatBytes(SIZE)} VM-like image (data, text, holes) to ${path.relative(root, src)}`)
+console.log(
+  `demo: writing a ${formatBytes(SIZE)} VM-like image (data, text, holes) to ${path.relative(root, src)}`,
+)
 await writeVmLikeImage(src, SIZE)
 console.log(`demo: starting a live writer: unique random 4 KiB blocks at ${formatRate(RATE)}`)
-const writer = spawn(process.execPath, [path.join(root, 'dist/examples/demo/live-writer.js'), src, String(RATE), path.join(work, 'writer.pid')], {
-  stdio: ['ignore', 'inherit', 'inherit'],
-})
+const writer = spawn(
+  process.execPath,
+  [path.join(root, 'dist/examples/demo/live-writer.js'), src, String(RATE), path.join(work, 'writer.pid')],
+  {
+    stdio: ['ignore', 'inherit', 'inherit'],
+  },
+)
 await new Promise((r) => setTimeout(r, 500))
 console.log('demo: $ snapferry run examples/demo/pipeline.yaml\n')
 const t0 = performance.now()
-const code = await run(process.execPath, [path.join(root, 'dist/src/cli/main.js'), 'run', path.join(demo, 'pipeline.yaml')])
+const code = await run(process.execPath, [
+  path.join(root, 'dist/src/cli/main.js'),
+  'run',
+  path.join(demo, 'pipeline.yaml'),
+])
 const elapsed = performance.now() - t0
 writer.kill('SIGTERM')
 
@@ -58,13 +68,21 @@ const shipped = s.rounds.reduce((n, r) => n + r.streamBytes, 0)
 const deltas = s.rounds.filter((r) => r.kind === 'delta')
 console.log('\n--- demo report ---')
 console.log(`rounds:            1 base + ${deltas.length} delta (the last one during the cutover)`)
-console.log(`bytes shipped:     ${formatBytes(shipped)} in all (base ${formatBytes(s.rounds[0]?.streamBytes ?? 0)}, deltas ${deltas.map((r) => formatBytes(r.changedBytes)).join(', ')})`)
+console.log(
+  `bytes shipped:     ${formatBytes(shipped)} in all (base ${formatBytes(s.rounds[0]?.streamBytes ?? 0)}, deltas ${deltas.map((r) => formatBytes(r.changedBytes)).join(', ')})`,
+)
 if (s.cutover) {
-  console.log(`cutover window:    predicted ${s.cutover.predictedMs === null ? 'n/a' : formatDuration(s.cutover.predictedMs)}, actual ${formatDuration(s.cutover.downtimeMs)} (${s.cutover.status})`)
+  console.log(
+    `cutover window:    predicted ${s.cutover.predictedMs === null ? 'n/a' : formatDuration(s.cutover.predictedMs)}, actual ${formatDuration(s.cutover.downtimeMs)} (${s.cutover.status})`,
+  )
 }
 console.log(`total time:        ${formatDuration(elapsed)}`)
 console.log(`source sha256:      ${a}`)
 console.log(`destination sha256: ${b}`)
 const ok = code === 0 && a === b && s.cutover?.status === 'ok'
-console.log(ok ? 'demo: OK — the destination is byte-identical to the stopped source' : `demo: FAILED (snapferry exit ${code})`)
+console.log(
+  ok
+    ? 'demo: OK — the destination is byte-identical to the stopped source'
+    : `demo: FAILED (snapferry exit ${code})`,
+)
 process.exit(ok ? 0 : 1)

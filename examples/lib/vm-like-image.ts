@@ -3,7 +3,9 @@ import { randomBytes } from 'node:crypto'
 import { open } from 'node:fs/promises'
 
 const TEXT = Buffer.from(
-  'Nov 21 23:20:58 web01 kernel: [ 12.345678] EXT4-fs (vda1): mounted filesystem with ordered data mode\n'.repeat(11_000),
+  'Nov 21 23:20:58 web01 kernel: [ 12.345678] EXT4-fs (vda1): mounted filesystem with ordered data mode\n'.repeat(
+    11_000,
+  ),
 ).subarray(0, 1 << 20)
 
 /** 30 % holes, 30 % random (incompressible), 40 % text (compressible), by 1 MiB piece. */

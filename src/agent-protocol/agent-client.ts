@@ -4,7 +4,13 @@ import { SnapferryError } from '../errors/snapferry-error.js'
 import type { AgentConnection } from '../transports/agent-connection.js'
 import { VERSION } from '../version.js'
 import { readJsonLines, writeJsonLine } from './ndjson.js'
-import { type AgentMethod, type AgentMessage, type HelloMessage, PROTOCOL_VERSION, type ResponseMessage } from './protocol-messages.js'
+import {
+  type AgentMessage,
+  type AgentMethod,
+  type HelloMessage,
+  PROTOCOL_VERSION,
+  type ResponseMessage,
+} from './protocol-messages.js'
 
 const HELLO_TIMEOUT_MS = 30_000
 
@@ -35,7 +41,13 @@ export class AgentClient {
     let client: AgentClient | undefined
     const hello = await new Promise<HelloMessage>((resolve, reject) => {
       const timer = setTimeout(
-        () => reject(new SnapferryError('AGENT_START_FAILED', `agent on ${conn.host} did not say hello within ${HELLO_TIMEOUT_MS / 1000} s`)),
+        () =>
+          reject(
+            new SnapferryError(
+              'AGENT_START_FAILED',
+              `agent on ${conn.host} did not say hello within ${HELLO_TIMEOUT_MS / 1000} s`,
+            ),
+          ),
         HELLO_TIMEOUT_MS,
       )
       readJsonLines(
@@ -49,16 +61,24 @@ export class AgentClient {
         },
         (err) => {
           clearTimeout(timer)
-          const gone = new SnapferryError('AGENT_EXITED', `agent on ${conn.host} closed its control stream${err ? `: ${err.message}` : ''}`, {
-            transient: true,
-            cause: err,
-          })
+          const gone = new SnapferryError(
+            'AGENT_EXITED',
+            `agent on ${conn.host} closed its control stream${err ? `: ${err.message}` : ''}`,
+            {
+              transient: true,
+              cause: err,
+            },
+          )
           if (!client) {
             void conn.exited.then((x) =>
               reject(
-                new SnapferryError('AGENT_START_FAILED', `agent on ${conn.host} exited before its hello (code ${x.code}): ${x.stderrTail.trim().slice(-500)}`, {
-                  hint: 'run `snapferry-agent` on that host by hand to see why it does not start',
-                }),
+                new SnapferryError(
+                  'AGENT_START_FAILED',
+                  `agent on ${conn.host} exited before its hello (code ${x.code}): ${x.stderrTail.trim().slice(-500)}`,
+                  {
+                    hint: 'run `snapferry-agent` on that host by hand to see why it does not start',
+                  },
+                ),
               ),
             )
           } else client.fail(gone)

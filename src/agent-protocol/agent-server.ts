@@ -119,7 +119,11 @@ export class AgentServer {
     writeJsonLine(this.#opts.output, res)
   }
 
-  async #dispatch(method: AgentMethod, params: Record<string, unknown>, signal: AbortSignal): Promise<unknown> {
+  async #dispatch(
+    method: AgentMethod,
+    params: Record<string, unknown>,
+    signal: AbortSignal,
+  ): Promise<unknown> {
     const d = this.#driver(params.volume as VolumeRef)
     switch (method) {
       case 'describe':
@@ -149,7 +153,10 @@ export class AgentServer {
     const out = new PassThrough({ highWaterMark: 1 << 20 })
     const sending = pipeline(out, tap, sock)
     try {
-      const result = await d.exportDiff({ ...(params.request as object), toSnap: (params.request as { toSnap: string }).toSnap, signal }, out)
+      const result = await d.exportDiff(
+        { ...(params.request as object), toSnap: (params.request as { toSnap: string }).toSnap, signal },
+        out,
+      )
       await sending
       return { ...result, ...digest() }
     } catch (e) {
@@ -165,7 +172,10 @@ export class AgentServer {
     sock.pipe(tap)
     sock.on('error', (e) => tap.destroy(e))
     try {
-      const result = await d.importDiff({ ...(params.request as object), toSnap: (params.request as { toSnap: string }).toSnap, signal }, tap)
+      const result = await d.importDiff(
+        { ...(params.request as object), toSnap: (params.request as { toSnap: string }).toSnap, signal },
+        tap,
+      )
       return { ...result, ...digest() }
     } finally {
       sock.destroy()
@@ -193,7 +203,13 @@ export class AgentServer {
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         this.#waiting.delete(token)
-        reject(new SnapferryError('AGENT_PROTOCOL', `no data connection arrived for stream ${token} within ${DATA_CONNECT_TIMEOUT_MS / 1000} s`, { transient: true }))
+        reject(
+          new SnapferryError(
+            'AGENT_PROTOCOL',
+            `no data connection arrived for stream ${token} within ${DATA_CONNECT_TIMEOUT_MS / 1000} s`,
+            { transient: true },
+          ),
+        )
       }, DATA_CONNECT_TIMEOUT_MS)
       signal.addEventListener('abort', () => {
         clearTimeout(timer)

@@ -5,7 +5,11 @@ import { SnapferryError } from '../errors/snapferry-error.js'
 export const MAX_LINE_BYTES = 16 << 20
 
 /** Calls onMessage for each JSON line; onEnd when the stream ends or fails. */
-export function readJsonLines(stream: Readable, onMessage: (msg: unknown) => void, onEnd: (err?: Error) => void): void {
+export function readJsonLines(
+  stream: Readable,
+  onMessage: (msg: unknown) => void,
+  onEnd: (err?: Error) => void,
+): void {
   let pending: Buffer[] = []
   let pendingBytes = 0
   let ended = false
@@ -27,7 +31,12 @@ export function readJsonLines(stream: Readable, onMessage: (msg: unknown) => voi
       try {
         msg = JSON.parse(line)
       } catch {
-        end(new SnapferryError('AGENT_PROTOCOL', `peer sent a line that is not JSON: ${JSON.stringify(line.slice(0, 120))}`))
+        end(
+          new SnapferryError(
+            'AGENT_PROTOCOL',
+            `peer sent a line that is not JSON: ${JSON.stringify(line.slice(0, 120))}`,
+          ),
+        )
         stream.destroy()
         return
       }

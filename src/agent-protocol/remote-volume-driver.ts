@@ -41,7 +41,11 @@ export class RemoteVolumeDriver implements VolumeDriver {
     return this.#client.host
   }
 
-  #call<T>(method: Parameters<AgentClient['call']>[0], params: Record<string, unknown> = {}, signal?: AbortSignal): Promise<T> {
+  #call<T>(
+    method: Parameters<AgentClient['call']>[0],
+    params: Record<string, unknown> = {},
+    signal?: AbortSignal,
+  ): Promise<T> {
     return this.#client.call<T>(method, { volume: this.#ref, ...params }, signal)
   }
 
@@ -83,7 +87,10 @@ export class RemoteVolumeDriver implements VolumeDriver {
     return r.value
   }
 
-  async importDiff(req: ImportRequest, source: Readable | AsyncIterable<Uint8Array>): Promise<ImportResult & StreamDigest> {
+  async importDiff(
+    req: ImportRequest,
+    source: Readable | AsyncIterable<Uint8Array>,
+  ): Promise<ImportResult & StreamDigest> {
     const { signal, ...request } = req
     const stream = newStreamToken()
     const result = this.#call<ImportResult & StreamDigest>('importDiff', { request, stream }, signal)

@@ -12,7 +12,10 @@ export interface GlobalOptions {
   readonly logLevel?: string
 }
 
-export async function loadWithLog(file: string, g: GlobalOptions): Promise<{ cfg: PipelineConfig; log: Logger }> {
+export async function loadWithLog(
+  file: string,
+  g: GlobalOptions,
+): Promise<{ cfg: PipelineConfig; log: Logger }> {
   const cfg = await loadPipelineFile(file)
   const log = fileLogger(g.logFile ?? path.join(cfg.stateDir, 'snapferry.log'), g.logLevel ?? 'debug')
   return { cfg, log }

@@ -46,7 +46,9 @@ export function parsePipeline(text: string, file: string): PipelineConfig {
   }
   const data: unknown = doc.toJS()
   if (data === null || data === undefined) {
-    throw configError('CONFIG_INVALID', file, [{ line: 1, col: 1, path: '(top level)', message: 'the file is empty' }])
+    throw configError('CONFIG_INVALID', file, [
+      { line: 1, col: 1, path: '(top level)', message: 'the file is empty' },
+    ])
   }
   const parsed = pipelineSchema.safeParse(data)
   const problems: ConfigProblem[] = []
@@ -163,7 +165,10 @@ function crossCheck(cfg: Parsed, file: string): { path: PropertyKey[]; message: 
   cfg.volumes.forEach((v, i) => {
     const prev = names.get(v.name)
     if (prev !== undefined) {
-      out.push({ path: ['volumes', i, 'name'], message: `duplicate volume name '${v.name}' (also volumes[${prev}])` })
+      out.push({
+        path: ['volumes', i, 'name'],
+        message: `duplicate volume name '${v.name}' (also volumes[${prev}])`,
+      })
     }
     names.set(v.name, i)
     const src = path.resolve(dir, v.source.path)
@@ -196,7 +201,11 @@ function resolvePaths(cfg: Parsed, file: string): PipelineConfig {
     stateDir: abs(cfg.stateDir ?? path.join('.snapferry', cfg.name)),
     volumes: cfg.volumes.map((v) => ({
       ...v,
-      source: { ...v.source, path: abs(v.source.path), ...(v.source.stateDir ? { stateDir: abs(v.source.stateDir) } : {}) },
+      source: {
+        ...v.source,
+        path: abs(v.source.path),
+        ...(v.source.stateDir ? { stateDir: abs(v.source.stateDir) } : {}),
+      },
       destination: {
         ...v.destination,
         path: abs(v.destination.path),
@@ -219,8 +228,13 @@ function configError(
   hint = 'fix the keys shown; `snapferry validate FILE` re-checks, schema/pipeline.schema.json gives editors completion',
 ): SnapferryError {
   const shown = path.relative(process.cwd(), file) || file
-  const lines = problems.map((p) => `${shown}:${p.line ?? '?'}:${p.col ?? '?'}: ${p.path ? `${p.path}: ` : ''}${p.message}`)
-  const head = code === 'CONFIG_YAML_SYNTAX' ? 'YAML syntax error' : `invalid pipeline (${problems.length} problem${problems.length === 1 ? '' : 's'})`
+  const lines = problems.map(
+    (p) => `${shown}:${p.line ?? '?'}:${p.col ?? '?'}: ${p.path ? `${p.path}: ` : ''}${p.message}`,
+  )
+  const head =
+    code === 'CONFIG_YAML_SYNTAX'
+      ? 'YAML syntax error'
+      : `invalid pipeline (${problems.length} problem${problems.length === 1 ? '' : 's'})`
   return new SnapferryError(code, `${head} in ${shown}\n${lines.join('\n')}`, {
     hint,
     details: { file, problems },

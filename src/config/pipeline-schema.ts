@@ -9,7 +9,10 @@ import { blockSizeSchema, durationSchema, rateSchema } from './unit-schemas.js'
 export const NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/
 const nameSchema = z
   .string()
-  .regex(NAME_PATTERN, 'must be 1–63 characters of letters, digits, ".", "_" or "-", starting with a letter or digit')
+  .regex(
+    NAME_PATTERN,
+    'must be 1–63 characters of letters, digits, ".", "_" or "-", starting with a letter or digit',
+  )
 
 export const HOST_LOCAL = 'local'
 

@@ -18,12 +18,20 @@ function unwrap(s: AnySchema): AnySchema {
 }
 
 /** The object schema at `path` (choosing union members by the data's discriminator), or undefined. */
-export function schemaAt(root: AnySchema, path: readonly PropertyKey[], data: unknown): AnySchema | undefined {
+export function schemaAt(
+  root: AnySchema,
+  path: readonly PropertyKey[],
+  data: unknown,
+): AnySchema | undefined {
   let s: AnySchema | undefined = resolveUnion(unwrap(root), data)
   let d = data
   for (const seg of path) {
     if (!s) return undefined
-    const def = s._zod.def as unknown as { type: string; shape?: Record<string, AnySchema>; element?: AnySchema }
+    const def = s._zod.def as unknown as {
+      type: string
+      shape?: Record<string, AnySchema>
+      element?: AnySchema
+    }
     if (def.type === 'object' && def.shape) s = def.shape[String(seg)]
     else if (def.type === 'array' && def.element) s = def.element
     else return undefined
@@ -36,10 +44,13 @@ export function schemaAt(root: AnySchema, path: readonly PropertyKey[], data: un
 function resolveUnion(s: AnySchema, data: unknown): AnySchema {
   const def = s._zod.def as unknown as { type: string; options?: AnySchema[]; discriminator?: string }
   if (def.type !== 'union' || !def.discriminator || !def.options) return s
-  const want = data && typeof data === 'object' ? (data as Record<string, unknown>)[def.discriminator] : undefined
+  const want =
+    data && typeof data === 'object' ? (data as Record<string, unknown>)[def.discriminator] : undefined
   for (const opt of def.options) {
     const shape = objectKeys(opt)
-    const disc = shape ? (unwrap(opt)._zod.def as unknown as { shape: Record<string, AnySchema> }).shape : undefined
+    const disc = shape
+      ? (unwrap(opt)._zod.def as unknown as { shape: Record<string, AnySchema> }).shape
+      : undefined
     const lit = disc?.[def.discriminator]?._zod.def as unknown as { values?: unknown[] } | undefined
     if (lit?.values?.includes(want)) return unwrap(opt)
   }

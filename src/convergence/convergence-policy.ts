@@ -15,23 +15,41 @@ export interface PolicyConfig {
 export type Decision =
   | { readonly action: 'continue'; readonly reason: string }
   | { readonly action: 'converged'; readonly reason: string }
-  /** Not converging; `then` is what the policy says to do about it. */
-  | { readonly action: 'stalled'; readonly then: 'keep-trying' | 'fail' | 'cutover'; readonly reason: string; readonly maxRounds: boolean }
+  /** Not converging; `policy` is what the pipeline says to do about it. */
+  | {
+      readonly action: 'stalled'
+      readonly policy: 'keep-trying' | 'fail' | 'cutover'
+      readonly reason: string
+      readonly maxRounds: boolean
+    }
 
-export function decide(rounds: readonly PipelineRound[], prediction: Prediction, cfg: PolicyConfig): Decision {
+export function decide(
+  rounds: readonly PipelineRound[],
+  prediction: Prediction,
+  cfg: PolicyConfig,
+): Decision {
   const deltaRounds = rounds.filter((r) => r.volumes.some((v) => v.fromSnap !== null)).length
   const fits = prediction.windowMs <= cfg.targetDowntimeMs
   const versus = `predicted window ${formatDuration(prediction.windowMs)} vs target ${formatDuration(cfg.targetDowntimeMs)}`
-  if (deltaRounds < cfg.minRounds) return { action: 'continue', reason: `warm-up: ${deltaRounds} of ${cfg.minRounds} delta rounds done; ${versus}` }
+  if (deltaRounds < cfg.minRounds)
+    return {
+      action: 'continue',
+      reason: `warm-up: ${deltaRounds} of ${cfg.minRounds} delta rounds done; ${versus}`,
+    }
   if (fits) return { action: 'converged', reason: `${versus}: fits` }
   const stall = stalled(rounds, cfg.stallRounds)
   if (stall) {
-    return { action: 'stalled', then: cfg.onStall, maxRounds: false, reason: `${stallText(rounds, cfg.stallRounds, prediction)}; ${versus}` }
+    return {
+      action: 'stalled',
+      policy: cfg.onStall,
+      maxRounds: false,
+      reason: `${stallText(rounds, cfg.stallRounds, prediction)}; ${versus}`,
+    }
   }
   if (deltaRounds >= cfg.maxRounds) {
     return {
       action: 'stalled',
-      then: cfg.onStall === 'keep-trying' ? 'fail' : cfg.onStall,
+      policy: cfg.onStall === 'keep-trying' ? 'fail' : cfg.onStall,
       maxRounds: true,
       reason: `reached maxRounds (${cfg.maxRounds}) without converging; ${versus}`,
     }

@@ -64,7 +64,8 @@ export function predictWindow(input: PredictorInput): Prediction {
   const volumes = names.map((name) => predictVolume(name, input, link))
   const beforeHooksMs = input.beforeHooksMs ?? 0
   const afterHooksMs = input.afterHooksMs ?? 0
-  if (input.beforeHooksMs === undefined || input.afterHooksMs === undefined) caveats.push('hook durations not measured yet (counted as 0)')
+  if (input.beforeHooksMs === undefined || input.afterHooksMs === undefined)
+    caveats.push('hook durations not measured yet (counted as 0)')
   // Volumes share the link: the final round lasts at least all final bytes ÷ link rate.
   const totalFinal = volumes.reduce((n, v) => n + v.finalDeltaBytes, 0)
   const waves = Math.ceil(volumes.length / Math.max(1, input.concurrency))
@@ -92,19 +93,32 @@ function predictVolume(volume: string, input: PredictorInput, link: number): Vol
   const scanRate = bestRate(history.map((h) => [h.scannedBytes, h.exportMs])) ?? DEFAULT_SCAN_RATE
   const scanMs = last.scannedBytes > 0 ? (last.volumeSize / scanRate) * 1000 : 0
   // Changes since the last snapshot: made during the rest of the last round, the pause and the before hooks.
-  const sinceSnapshotMs = Math.max(0, last.totalMs - last.snapshotMs) + input.pauseBeforeCutoverMs + (input.beforeHooksMs ?? 0)
+  const sinceSnapshotMs =
+    Math.max(0, last.totalMs - last.snapshotMs) + input.pauseBeforeCutoverMs + (input.beforeHooksMs ?? 0)
   const finalDeltaBytes = dirty * (sinceSnapshotMs / 1000)
   const sendMs = Number.isFinite(link) ? (finalDeltaBytes / link) * 1000 : 0
   const fixedMs = fixedOverhead(history, link, scanRate)
   const snapshotMs = median(history.map((h) => h.snapshotMs))
   const finalRoundMs = snapshotMs + Math.max(scanMs, sendMs) + fixedMs
   const verifyMs = input.verify === 'full' ? (last.volumeSize / scanRate) * 1000 : 0
-  return { volume, dirtyBytesPerSecond: dirty, finalDeltaBytes, scanMs, sendMs, fixedMs, snapshotMs, finalRoundMs, verifyMs }
+  return {
+    volume,
+    dirtyBytesPerSecond: dirty,
+    finalDeltaBytes,
+    scanMs,
+    sendMs,
+    fixedMs,
+    snapshotMs,
+    finalRoundMs,
+    verifyMs,
+  }
 }
 
 /** Bytes changed per second, from the most recent delta rounds (weighted to the newest). */
 export function dirtyRate(history: readonly VolumeRoundStats[]): number {
-  const deltas = history.filter((h) => h.fromSnap !== null && h.intervalMs !== null && h.intervalMs > 0).slice(-3)
+  const deltas = history
+    .filter((h) => h.fromSnap !== null && h.intervalMs !== null && h.intervalMs > 0)
+    .slice(-3)
   if (deltas.length === 0) return 0
   let num = 0
   let den = 0

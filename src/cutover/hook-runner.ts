@@ -15,9 +15,14 @@ export interface HookResult {
 const OUTPUT_TAIL = 64 * 1024
 const KILL_GRACE_MS = 5000
 
-export function runHook(hook: HookConfig, env: Readonly<Record<string, string>>, signal?: AbortSignal): Promise<HookResult> {
+export function runHook(
+  hook: HookConfig,
+  env: Readonly<Record<string, string>>,
+  signal?: AbortSignal,
+): Promise<HookResult> {
   const t0 = performance.now()
-  const [cmd, args] = typeof hook.run === 'string' ? ['/bin/sh', ['-c', hook.run]] : [hook.run[0] as string, hook.run.slice(1)]
+  const [cmd, args] =
+    typeof hook.run === 'string' ? ['/bin/sh', ['-c', hook.run]] : [hook.run[0] as string, hook.run.slice(1)]
   return new Promise((resolve) => {
     let output = ''
     let timedOut = false
@@ -46,7 +51,14 @@ export function runHook(hook: HookConfig, env: Readonly<Record<string, string>>,
     signal?.addEventListener('abort', onAbort, { once: true })
     child.on('error', (e) => {
       clearTimeout(timer)
-      resolve({ status: 'failed', exitCode: null, signal: null, timedOut: false, durationMs: performance.now() - t0, output: `cannot run ${cmd}: ${e.message}` })
+      resolve({
+        status: 'failed',
+        exitCode: null,
+        signal: null,
+        timedOut: false,
+        durationMs: performance.now() - t0,
+        output: `cannot run ${cmd}: ${e.message}`,
+      })
     })
     child.on('close', (code, sig) => {
       clearTimeout(timer)

@@ -5,7 +5,12 @@ import { runHook } from './hook-runner.js'
 import type { RunbookStep, StepPhase } from './runbook.js'
 
 /** SNAPFERRY_* variables: pipeline, phase, volumes and their paths, the final snapshot when known. */
-export function hookEnv(cfg: PipelineConfig, phase: string, hook: string, finalSnapshot: () => Record<string, string>): Record<string, string> {
+export function hookEnv(
+  cfg: PipelineConfig,
+  phase: string,
+  hook: string,
+  finalSnapshot: () => Record<string, string>,
+): Record<string, string> {
   const env: Record<string, string> = {
     SNAPFERRY_PIPELINE: cfg.name,
     SNAPFERRY_PHASE: phase,
@@ -37,11 +42,21 @@ export function hookSteps(
     async run(signal?: AbortSignal) {
       const r = await runHook(h, hookEnv(cfg, phase, h.name, finalSnapshot), signal)
       if (r.status === 'ok') return { output: r.output }
-      const why = r.timedOut ? `timed out after ${h.timeout} ms` : r.exitCode === null ? `was killed (${r.signal})` : `exited with status ${r.exitCode}`
-      const err = new SnapferryError(r.timedOut ? 'HOOK_TIMEOUT' : 'HOOK_FAILED', `${phase} hook '${h.name}' ${why}`, {
-        hint: r.timedOut ? 'raise the hook timeout or make the command finish sooner' : `its output: ${r.output.trim().slice(-300) || '(none)'}`,
-        details: { hook: h.name, phase, exitCode: r.exitCode },
-      })
+      const why = r.timedOut
+        ? `timed out after ${h.timeout} ms`
+        : r.exitCode === null
+          ? `was killed (${r.signal})`
+          : `exited with status ${r.exitCode}`
+      const err = new SnapferryError(
+        r.timedOut ? 'HOOK_TIMEOUT' : 'HOOK_FAILED',
+        `${phase} hook '${h.name}' ${why}`,
+        {
+          hint: r.timedOut
+            ? 'raise the hook timeout or make the command finish sooner'
+            : `its output: ${r.output.trim().slice(-300) || '(none)'}`,
+          details: { hook: h.name, phase, exitCode: r.exitCode },
+        },
+      )
       throw Object.assign(err, { output: r.output })
     },
   }))

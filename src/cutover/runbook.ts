@@ -66,10 +66,17 @@ export async function runRunbook(
       status = 'failed'
     } else {
       status = 'rolled-back'
-      for (const s of rollbackSteps) rollback.push(await runStep(s, 'rollback-hook', 'rollback', journal, undefined))
+      for (const s of rollbackSteps)
+        rollback.push(await runStep(s, 'rollback-hook', 'rollback', journal, undefined))
     }
   }
-  return { status, steps: results, rollback, downtimeMs: performance.now() - start, failedStep: failed?.step.name }
+  return {
+    status,
+    steps: results,
+    rollback,
+    downtimeMs: performance.now() - start,
+    failedStep: failed?.step.name,
+  }
 }
 
 async function runStep(
@@ -84,13 +91,28 @@ async function runStep(
   try {
     const out = await step.run(signal)
     const durationMs = performance.now() - t0
-    await journal?.append({ type: 'cutover-step', step: step.name, kind, status: 'ok', durationMs, ...(out.output ? { output: out.output } : {}) })
+    await journal?.append({
+      type: 'cutover-step',
+      step: step.name,
+      kind,
+      status: 'ok',
+      durationMs,
+      ...(out.output ? { output: out.output } : {}),
+    })
     return { name: step.name, kind, phase, status: 'ok', durationMs, output: out.output }
   } catch (e) {
     const durationMs = performance.now() - t0
     const err = asSnapferryError(e).toJSON()
     const output = (e as { output?: string }).output
-    await journal?.append({ type: 'cutover-step', step: step.name, kind, status: 'failed', durationMs, error: err, ...(output ? { output } : {}) })
+    await journal?.append({
+      type: 'cutover-step',
+      step: step.name,
+      kind,
+      status: 'failed',
+      durationMs,
+      error: err,
+      ...(output ? { output } : {}),
+    })
     return { name: step.name, kind, phase, status: 'failed', durationMs, output, error: err }
   }
 }

@@ -4,7 +4,13 @@
  * Format: docs/WIRE-FORMAT.md.
  */
 import { ByteReader } from './byte-reader.js'
-import { DIFF_BANNER_V1, DIFF_BANNER_V2, MAX_CHUNK_BYTES, MAX_SNAP_NAME_BYTES, TAG } from './diff-constants.js'
+import {
+  DIFF_BANNER_V1,
+  DIFF_BANNER_V2,
+  MAX_CHUNK_BYTES,
+  MAX_SNAP_NAME_BYTES,
+  TAG,
+} from './diff-constants.js'
 import { diffError, showBytes } from './diff-errors.js'
 import type { DataRecord, DecodedDiff, DiffHeader } from './diff-records.js'
 
@@ -30,7 +36,11 @@ export async function decodeDiff(
     const tag = await readTag(r, 'a header record')
     if (tag === TAG.WRITE || tag === TAG.ZERO || tag === TAG.END) {
       if (header.size === undefined) {
-        throw diffError('DIFF_BAD_RECORD', `no image size ('s') record before the first data record`, tagOffset)
+        throw diffError(
+          'DIFF_BAD_RECORD',
+          `no image size ('s') record before the first data record`,
+          tagOffset,
+        )
       }
       const h: DiffHeader = { ...header, size: header.size }
       return {
@@ -45,25 +55,33 @@ export async function decodeDiff(
       case TAG.FROM_SNAP:
       case TAG.TO_SNAP: {
         const key = tag === TAG.FROM_SNAP ? 'fromSnap' : 'toSnap'
-        if (header[key] !== undefined) throw diffError('DIFF_BAD_RECORD', `duplicate '${String.fromCharCode(tag)}' record`, tagOffset)
+        if (header[key] !== undefined)
+          throw diffError('DIFF_BAD_RECORD', `duplicate '${String.fromCharCode(tag)}' record`, tagOffset)
         const name = await readString(r)
         if (len !== undefined && len !== 4 + Buffer.byteLength(name)) {
-          throw diffError('DIFF_BAD_RECORD', `'${String.fromCharCode(tag)}' record length ${len} does not match its name`, tagOffset)
+          throw diffError(
+            'DIFF_BAD_RECORD',
+            `'${String.fromCharCode(tag)}' record length ${len} does not match its name`,
+            tagOffset,
+          )
         }
         header[key] = name
         break
       }
       case TAG.IMAGE_SIZE: {
         if (header.size !== undefined) throw diffError('DIFF_BAD_RECORD', `duplicate 's' record`, tagOffset)
-        if (len !== undefined && len !== 8) throw diffError('DIFF_BAD_RECORD', `'s' record length ${len}, expected 8`, tagOffset)
+        if (len !== undefined && len !== 8)
+          throw diffError('DIFF_BAD_RECORD', `'s' record length ${len}, expected 8`, tagOffset)
         header.size = await readU64(r, 'image size')
         break
       }
       case TAG.SNAP_PROTECTED: {
-        if (version !== 2) throw diffError('DIFF_UNKNOWN_TAG', `'p' record is not valid in rbd diff v1`, tagOffset)
+        if (version !== 2)
+          throw diffError('DIFF_UNKNOWN_TAG', `'p' record is not valid in rbd diff v1`, tagOffset)
         // Ceph 16.2.15 declares length 8 here but writes a single byte (see docs/WIRE-FORMAT.md).
         const declared = await readLen(r)
-        if (declared !== 1 && declared !== 8) throw diffError('DIFF_BAD_RECORD', `'p' record length ${declared}`, tagOffset)
+        if (declared !== 1 && declared !== 8)
+          throw diffError('DIFF_BAD_RECORD', `'p' record length ${declared}`, tagOffset)
         const b = await readExact(r, 1, "'p' record")
         header.protected = b[0] !== 0
         break
@@ -73,7 +91,11 @@ export async function decodeDiff(
           await skip(r, len) // v2 records carry their length so readers can skip unknown ones
           break
         }
-        throw diffError('DIFF_UNKNOWN_TAG', `unknown record tag 0x${tag.toString(16).padStart(2, '0')}`, tagOffset)
+        throw diffError(
+          'DIFF_UNKNOWN_TAG',
+          `unknown record tag 0x${tag.toString(16).padStart(2, '0')}`,
+          tagOffset,
+        )
     }
   }
 }
@@ -115,11 +137,20 @@ async function* readRecords(
       const length = await readU64(r, 'extent length')
       const kind = tag === TAG.WRITE ? 'write' : 'zero'
       if (declared !== undefined && declared !== (kind === 'write' ? 16 + length : 16)) {
-        throw diffError('DIFF_BAD_RECORD', `'${kind[0]}' record length field ${declared} disagrees with its extent`, tagOffset)
+        throw diffError(
+          'DIFF_BAD_RECORD',
+          `'${kind[0]}' record length field ${declared} disagrees with its extent`,
+          tagOffset,
+        )
       }
-      if (length === 0) throw diffError('DIFF_BAD_RECORD', `zero-length '${kind[0]}' record at offset ${offset}`, tagOffset)
+      if (length === 0)
+        throw diffError('DIFF_BAD_RECORD', `zero-length '${kind[0]}' record at offset ${offset}`, tagOffset)
       if (offset < prevEnd) {
-        throw diffError('DIFF_OUT_OF_ORDER', `extent at ${offset} starts before the previous extent ends (${prevEnd})`, tagOffset)
+        throw diffError(
+          'DIFF_OUT_OF_ORDER',
+          `extent at ${offset} starts before the previous extent ends (${prevEnd})`,
+          tagOffset,
+        )
       }
       if (offset + length > header.size) {
         throw diffError(
@@ -136,7 +167,11 @@ async function* readRecords(
         while (done < length) {
           const chunk = await r.readSome(Math.min(MAX_CHUNK_BYTES, length - done))
           if (chunk.length === 0) {
-            throw diffError('DIFF_TRUNCATED', `stream ends inside the data of extent ${offset}+${length}`, r.offset)
+            throw diffError(
+              'DIFF_TRUNCATED',
+              `stream ends inside the data of extent ${offset}+${length}`,
+              r.offset,
+            )
           }
           yield { kind, offset: offset + done, data: chunk }
           done += chunk.length
@@ -154,7 +189,11 @@ async function readBanner(r: ByteReader, want: DiffVersion | 'auto'): Promise<Di
   if (b.equals(DIFF_BANNER_V2) && want !== 1) return 2
   const expected = want === 2 ? 'rbd diff v2' : want === 1 ? 'rbd diff v1' : 'rbd diff v1 or v2'
   if (b.length === 0) throw diffError('DIFF_TRUNCATED', `empty stream, expected the '${expected}' banner`, 0)
-  throw diffError('DIFF_BAD_BANNER', `not an rbd diff: expected the '${expected}' banner, found ${showBytes(b)}`, 0)
+  throw diffError(
+    'DIFF_BAD_BANNER',
+    `not an rbd diff: expected the '${expected}' banner, found ${showBytes(b)}`,
+    0,
+  )
 }
 
 async function readTag(r: ByteReader, what: string): Promise<number> {
@@ -173,7 +212,8 @@ async function readExact(r: ByteReader, n: number, what: string): Promise<Buffer
 async function readU64(r: ByteReader, what: string): Promise<number> {
   const start = r.offset
   const v = (await readExact(r, 8, what)).readBigUInt64LE(0)
-  if (v > BigInt(Number.MAX_SAFE_INTEGER)) throw diffError('DIFF_TOO_LARGE', `${what} ${v} is absurdly large`, start)
+  if (v > BigInt(Number.MAX_SAFE_INTEGER))
+    throw diffError('DIFF_TOO_LARGE', `${what} ${v} is absurdly large`, start)
   return Number(v)
 }
 

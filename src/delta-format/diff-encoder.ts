@@ -39,12 +39,18 @@ export const END_RECORD = Buffer.from([TAG.END])
  * Encode a whole diff. Records must ascend without overlap (the encoder checks: a producer bug must
  * never reach a destination as a silently wrong delta).
  */
-export async function* encodeDiffV1(header: DiffHeader, records: AsyncIterable<DataRecord> | Iterable<DataRecord>): AsyncGenerator<Buffer> {
+export async function* encodeDiffV1(
+  header: DiffHeader,
+  records: AsyncIterable<DataRecord> | Iterable<DataRecord>,
+): AsyncGenerator<Buffer> {
   yield encodeHeaderV1(header)
   let prevEnd = 0
   for await (const r of records) {
     if (r.offset < prevEnd || recordEnd(r) > header.size) {
-      throw new SnapferryError('INTERNAL', `diff encoder got extent ${r.offset}+${recordEnd(r) - r.offset} out of order or past size ${header.size} (previous end ${prevEnd})`)
+      throw new SnapferryError(
+        'INTERNAL',
+        `diff encoder got extent ${r.offset}+${recordEnd(r) - r.offset} out of order or past size ${header.size} (previous end ${prevEnd})`,
+      )
     }
     if (recordEnd(r) === r.offset) continue
     prevEnd = recordEnd(r)

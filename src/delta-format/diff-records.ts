@@ -39,7 +39,8 @@ export function recordEnd(r: DataRecord): number {
 export function sliceRecord(r: DataRecord, from: number, to: number): DataRecord {
   const start = Math.max(from, r.offset)
   const end = Math.min(to, recordEnd(r))
-  if (r.kind === 'write') return { kind: 'write', offset: start, data: r.data.subarray(start - r.offset, end - r.offset) }
+  if (r.kind === 'write')
+    return { kind: 'write', offset: start, data: r.data.subarray(start - r.offset, end - r.offset) }
   return { kind: 'zero', offset: start, length: end - start }
 }
 

@@ -28,7 +28,13 @@ const MAX_META_BYTES = 1 << 20
 export async function decodeImageV2(source: AsyncIterable<Uint8Array>): Promise<DecodedImageV2> {
   const r = new ByteReader(source)
   await expectBanner(r, IMAGE_BANNER_V2, 'rbd image v2')
-  const header: { order?: number; features?: bigint; stripeUnit?: number; stripeCount?: number; meta: [string, string][] } = {
+  const header: {
+    order?: number
+    features?: bigint
+    stripeUnit?: number
+    stripeCount?: number
+    meta: [string, string][]
+  } = {
     meta: [],
   }
   for (;;) {
@@ -42,7 +48,12 @@ export async function decodeImageV2(source: AsyncIterable<Uint8Array>): Promise<
       case TAG.STRIPE_UNIT:
       case TAG.STRIPE_COUNT:
       case TAG.IMAGE_FEATURES: {
-        if (len !== 8) throw diffError('DIFF_BAD_RECORD', `image header record '${String.fromCharCode(tag)}' has length ${len}, expected 8`, at)
+        if (len !== 8)
+          throw diffError(
+            'DIFF_BAD_RECORD',
+            `image header record '${String.fromCharCode(tag)}' has length ${len}, expected 8`,
+            at,
+          )
         const raw = (await exact(r, 8, 'an image header value')).readBigUInt64LE(0)
         if (tag === TAG.IMAGE_FEATURES) header.features = raw
         else if (tag === TAG.IMAGE_ORDER) header.order = Number(raw)
@@ -51,13 +62,15 @@ export async function decodeImageV2(source: AsyncIterable<Uint8Array>): Promise<
         break
       }
       case TAG.IMAGE_META: {
-        if (len > MAX_META_BYTES) throw diffError('DIFF_TOO_LARGE', `image-meta record of ${len} bytes is absurd`, at)
+        if (len > MAX_META_BYTES)
+          throw diffError('DIFF_TOO_LARGE', `image-meta record of ${len} bytes is absurd`, at)
         const body = await exact(r, len, 'an image-meta record')
         const klen = body.readUInt32LE(0)
         const key = body.subarray(4, 4 + klen).toString('utf8')
         const vlen = body.readUInt32LE(4 + klen)
         const value = body.subarray(8 + klen, 8 + klen + vlen).toString('utf8')
-        if (8 + klen + vlen !== len) throw diffError('DIFF_BAD_RECORD', `image-meta record lengths do not add up`, at)
+        if (8 + klen + vlen !== len)
+          throw diffError('DIFF_BAD_RECORD', `image-meta record lengths do not add up`, at)
         header.meta.push([key, value])
         break
       }
@@ -81,7 +94,8 @@ async function* diffsOf(r: ByteReader, count: number): AsyncGenerator<DecodedDif
       drained = true
     })()
     yield { header: d.header, records }
-    if (!drained) throw diffError('DIFF_BAD_RECORD', `diff ${i + 1} of ${count} was not read to its end`, r.offset)
+    if (!drained)
+      throw diffError('DIFF_BAD_RECORD', `diff ${i + 1} of ${count} was not read to its end`, r.offset)
   }
 }
 

@@ -28,10 +28,14 @@ async function* firstWithSizeChange(first: DecodedDiff, newSize: number): AsyncG
     if (r.offset >= newSize) continue
     yield recordEnd(r) > newSize ? sliceRecord(r, r.offset, newSize) : r
   }
-  if (newSize > first.header.size) yield { kind: 'zero', offset: first.header.size, length: newSize - first.header.size }
+  if (newSize > first.header.size)
+    yield { kind: 'zero', offset: first.header.size, length: newSize - first.header.size }
 }
 
-async function* mergeRecords(firstRecords: AsyncIterable<DataRecord>, secondRecords: AsyncIterable<DataRecord>): AsyncGenerator<DataRecord> {
+async function* mergeRecords(
+  firstRecords: AsyncIterable<DataRecord>,
+  secondRecords: AsyncIterable<DataRecord>,
+): AsyncGenerator<DataRecord> {
   const fa = firstRecords[Symbol.asyncIterator]()
   const sb = secondRecords[Symbol.asyncIterator]()
   const nextA = async () => {

@@ -6,7 +6,12 @@ import type { VolumeDriver } from './volume-driver.js'
 export function createDriver(endpoint: EndpointConfig, label: string): VolumeDriver {
   switch (endpoint.driver) {
     case 'file':
-      return new FileDriver({ path: endpoint.path, blockSize: endpoint.blockSize, stateDir: endpoint.stateDir, label })
+      return new FileDriver({
+        path: endpoint.path,
+        blockSize: endpoint.blockSize,
+        stateDir: endpoint.stateDir,
+        label,
+      })
   }
 }
 

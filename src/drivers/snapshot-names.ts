@@ -13,7 +13,10 @@ export function assertOwnSnapshotName(name: string, volume: string): void {
     throw new SnapferryError(
       'SNAPSHOT_NAME_INVALID',
       `refusing snapshot name '${name}' on ${volume}: snapferry only manages snapshots named ${SNAPSHOT_PREFIX}<letters, digits, . _ ->`,
-      { hint: 'snapshots of other tools are never touched; pass a snapferry-owned name', details: { volume, snapshot: name } },
+      {
+        hint: 'snapshots of other tools are never touched; pass a snapferry-owned name',
+        details: { volume, snapshot: name },
+      },
     )
   }
 }

@@ -99,7 +99,11 @@ export interface ImportRequest {
 
 export type HeadState =
   | { readonly matches: true }
-  | { readonly matches: false; readonly reason: 'interrupted-apply' | 'modified' | 'missing'; readonly detail: string }
+  | {
+      readonly matches: false
+      readonly reason: 'interrupted-apply' | 'modified' | 'missing'
+      readonly detail: string
+    }
 
 export interface ChecksumResult {
   readonly algorithm: 'sha256'

@@ -3,7 +3,7 @@
  * over or hold the copy warm; say plainly when deltas stop shrinking and follow the stall policy.
  */
 import { formatBytes, formatDuration, formatRate } from '../config/units.js'
-import { decide, type Decision } from '../convergence/convergence-policy.js'
+import { type Decision, decide } from '../convergence/convergence-policy.js'
 import { type Prediction, predictWindow } from '../convergence/predictor.js'
 import type { PipelineRound } from '../convergence/round-stats.js'
 import { SnapferryError } from '../errors/snapferry-error.js'
@@ -25,12 +25,25 @@ export interface ConvergeOptions {
   readonly hookMs: { before: number | undefined; after: number | undefined }
 }
 
-export async function converge(ctx: EngineContext, states: VolumeState[], rounds: PipelineRound[], opts: ConvergeOptions): Promise<ConvergeResult> {
+export async function converge(
+  ctx: EngineContext,
+  states: VolumeState[],
+  rounds: PipelineRound[],
+  opts: ConvergeOptions,
+): Promise<ConvergeResult> {
   const c = ctx.cfg.convergence
   if (states.some((s) => s.last === null)) {
     await ctx.journal.append({ type: 'phase', phase: 'base' })
-    ctx.reporter.line(`base: shipping ${states.filter((s) => s.last === null).map((s) => s.pair.name).join(', ')}`)
-    const base = await runPipelineRound(ctx, states.filter((s) => s.last === null))
+    ctx.reporter.line(
+      `base: shipping ${states
+        .filter((s) => s.last === null)
+        .map((s) => s.pair.name)
+        .join(', ')}`,
+    )
+    const base = await runPipelineRound(
+      ctx,
+      states.filter((s) => s.last === null),
+    )
     rounds.push(base)
     reportRound(ctx, base)
   }
@@ -45,24 +58,38 @@ export async function converge(ctx: EngineContext, states: VolumeState[], rounds
       stallRounds: c.stallRounds,
       onStall: c.onStall,
     })
-    await ctx.journal.append({ type: 'prediction', round: rounds.at(-1)?.round ?? 0, prediction, decision: decisionName(decision), reason: decision.reason })
-    ctx.reporter.line(`  prediction: ${describePrediction(prediction)} → ${decisionName(decision)} (${decision.reason})`)
+    await ctx.journal.append({
+      type: 'prediction',
+      round: rounds.at(-1)?.round ?? 0,
+      prediction,
+      decision: decisionName(decision),
+      reason: decision.reason,
+    })
+    ctx.reporter.line(
+      `  prediction: ${describePrediction(prediction)} → ${decisionName(decision)} (${decision.reason})`,
+    )
     if (decision.action === 'converged') {
-      if (c.whenConverged === 'cutover' || opts.cutoverWhenConverged) return { reason: decision.reason, prediction }
+      if (c.whenConverged === 'cutover' || opts.cutoverWhenConverged)
+        return { reason: decision.reason, prediction }
       return hold(ctx, states, rounds, opts)
     }
     if (decision.action === 'stalled') {
-      if (decision.then === 'fail') {
-        throw new SnapferryError(decision.maxRounds ? 'MAX_ROUNDS_REACHED' : 'CONVERGENCE_STALLED', `not converging: ${decision.reason}`, {
-          hint: 'raise the bandwidth limit, slow the workload, accept a longer targetDowntime, or set onStall: cutover to cut over anyway',
-          details: { prediction },
-        })
+      if (decision.policy === 'fail') {
+        throw new SnapferryError(
+          decision.maxRounds ? 'MAX_ROUNDS_REACHED' : 'CONVERGENCE_STALLED',
+          `not converging: ${decision.reason}`,
+          {
+            hint: 'raise the bandwidth limit, slow the workload, accept a longer targetDowntime, or set onStall: cutover to cut over anyway',
+            details: { prediction },
+          },
+        )
       }
-      if (decision.then === 'cutover') {
+      if (decision.policy === 'cutover') {
         ctx.reporter.line(`  not converging; cutting over anyway as the pipeline says (onStall: cutover)`)
         return { reason: `cutover anyway: ${decision.reason}`, prediction }
       }
-      if (!stallReported) ctx.reporter.line('  not converging; keeping on as the pipeline says (onStall: keep-trying)')
+      if (!stallReported)
+        ctx.reporter.line('  not converging; keeping on as the pipeline says (onStall: keep-trying)')
       stallReported = true
     }
     if (c.roundInterval > 0) await sleep(c.roundInterval, ctx.signal)
@@ -73,9 +100,16 @@ export async function converge(ctx: EngineContext, states: VolumeState[], rounds
 }
 
 /** Converged and told to hold: keep the copy warm with rounds every holdInterval until asked to cut over. */
-async function hold(ctx: EngineContext, states: VolumeState[], rounds: PipelineRound[], opts: ConvergeOptions): Promise<ConvergeResult> {
+async function hold(
+  ctx: EngineContext,
+  states: VolumeState[],
+  rounds: PipelineRound[],
+  opts: ConvergeOptions,
+): Promise<ConvergeResult> {
   await ctx.journal.append({ type: 'phase', phase: 'holding' })
-  ctx.reporter.line(`converged: holding the destination warm (a round every ${formatDuration(ctx.cfg.convergence.holdInterval)}); \`snapferry cutover ${ctx.cfg.file}\` cuts over`)
+  ctx.reporter.line(
+    `converged: holding the destination warm (a round every ${formatDuration(ctx.cfg.convergence.holdInterval)}); \`snapferry cutover ${ctx.cfg.file}\` cuts over`,
+  )
   for (;;) {
     const deadline = performance.now() + ctx.cfg.convergence.holdInterval
     while (performance.now() < deadline) {
@@ -89,7 +123,13 @@ async function hold(ctx: EngineContext, states: VolumeState[], rounds: PipelineR
     rounds.push(r)
     reportRound(ctx, r)
     const p = predict(ctx, rounds, opts)
-    await ctx.journal.append({ type: 'prediction', round: r.round, prediction: p, decision: 'hold', reason: 'holding warm' })
+    await ctx.journal.append({
+      type: 'prediction',
+      round: r.round,
+      prediction: p,
+      decision: 'hold',
+      reason: 'holding warm',
+    })
     ctx.reporter.line(`  prediction: ${describePrediction(p)} (holding)`)
   }
 }
@@ -108,7 +148,7 @@ function predict(ctx: EngineContext, rounds: readonly PipelineRound[], opts: Con
 }
 
 function decisionName(d: Decision): string {
-  return d.action === 'stalled' ? `stalled (${d.then})` : d.action
+  return d.action === 'stalled' ? `stalled (${d.policy})` : d.action
 }
 
 export function describePrediction(p: Prediction): string {

@@ -1,15 +1,15 @@
 /** Build and run the cutover runbook: before hooks → final round → verify → after hooks (rollback on failure). */
 import { formatDuration } from '../config/units.js'
-import { hookSteps } from '../cutover/hook-steps.js'
-import { type RunbookResult, type RunbookStep, runRunbook } from '../cutover/runbook.js'
 import type { Prediction } from '../convergence/predictor.js'
 import type { PipelineRound } from '../convergence/round-stats.js'
+import { hookSteps } from '../cutover/hook-steps.js'
+import { type RunbookResult, type RunbookStep, runRunbook } from '../cutover/runbook.js'
 import { SnapferryError } from '../errors/snapferry-error.js'
+import { reportRound } from './converge.js'
 import type { EngineContext } from './engine-context.js'
 import { mapLimit } from './map-limit.js'
 import { runPipelineRound } from './pipeline-round.js'
 import type { VolumeState } from './reconcile.js'
-import { reportRound } from './converge.js'
 
 export interface CutoverRun {
   readonly result: RunbookResult
@@ -17,7 +17,11 @@ export interface CutoverRun {
   readonly finalSnapshots: Record<string, string>
 }
 
-export async function runCutover(ctx: EngineContext, states: VolumeState[], prediction: Prediction | null): Promise<CutoverRun> {
+export async function runCutover(
+  ctx: EngineContext,
+  states: VolumeState[],
+  prediction: Prediction | null,
+): Promise<CutoverRun> {
   const cfg = ctx.cfg
   const finalSnapshots: Record<string, string> = {}
   let finalRound: PipelineRound | undefined
@@ -40,10 +44,14 @@ export async function runCutover(ctx: EngineContext, states: VolumeState[], pred
   ]
   const rollback = hookSteps(cfg, cfg.cutover.rollback, 'rollback', snaps)
   await ctx.journal.append({ type: 'phase', phase: 'cutover' })
-  ctx.reporter.line(`cutover: ${steps.map((s) => s.name).join(' → ')}${prediction ? ` (predicted window ${formatDuration(prediction.windowMs)})` : ''}`)
+  ctx.reporter.line(
+    `cutover: ${steps.map((s) => s.name).join(' → ')}${prediction ? ` (predicted window ${formatDuration(prediction.windowMs)})` : ''}`,
+  )
   const result = await runRunbook(steps, rollback, ctx.journal, ctx.signal)
   for (const r of [...result.steps, ...result.rollback]) {
-    ctx.reporter.line(`  ${r.status.padEnd(7)} ${r.name}${r.status === 'not-run' ? '' : ` (${formatDuration(r.durationMs)})`}${r.error ? `: ${r.error.message}` : ''}`)
+    ctx.reporter.line(
+      `  ${r.status.padEnd(7)} ${r.name}${r.status === 'not-run' ? '' : ` (${formatDuration(r.durationMs)})`}${r.error ? `: ${r.error.message}` : ''}`,
+    )
   }
   await ctx.journal.append({
     type: 'cutover-finished',
@@ -52,10 +60,18 @@ export async function runCutover(ctx: EngineContext, states: VolumeState[], pred
       downtimeMs: result.downtimeMs,
       predictedMs: prediction?.windowMs ?? null,
       finalSnapshot: finalSnapshots,
-      steps: [...result.steps, ...result.rollback].map((s) => ({ name: s.name, kind: s.kind, status: s.status, durationMs: s.durationMs })),
+      steps: [...result.steps, ...result.rollback].map((s) => ({
+        name: s.name,
+        kind: s.kind,
+        status: s.status,
+        durationMs: s.durationMs,
+      })),
     },
   })
-  await ctx.journal.append({ type: 'phase', phase: result.status === 'ok' ? 'done' : result.status === 'rolled-back' ? 'rolled-back' : 'failed' })
+  await ctx.journal.append({
+    type: 'phase',
+    phase: result.status === 'ok' ? 'done' : result.status === 'rolled-back' ? 'rolled-back' : 'failed',
+  })
   return { result, finalRound, finalSnapshots }
 }
 
@@ -74,10 +90,14 @@ function verifyStep(ctx: EngineContext, states: VolumeState[]): RunbookStep {
           s.pair.destination.checksum(at(s.pair.destination.capabilities.frozenSnapshots), signal),
         ])
         if (a.digest !== b.digest || a.size !== b.size) {
-          throw new SnapferryError('VERIFY_MISMATCH', `volume ${s.pair.name}: destination differs from the source at ${snap} (sha256 ${b.digest.slice(0, 16)}… vs ${a.digest.slice(0, 16)}…, ${b.size} vs ${a.size} bytes)`, {
-            hint: 'the destination is not promoted; rollback hooks ran. Run again: the next round repairs the copy',
-            details: { volume: s.pair.name, snapshot: snap, source: a, destination: b },
-          })
+          throw new SnapferryError(
+            'VERIFY_MISMATCH',
+            `volume ${s.pair.name}: destination differs from the source at ${snap} (sha256 ${b.digest.slice(0, 16)}… vs ${a.digest.slice(0, 16)}…, ${b.size} vs ${a.size} bytes)`,
+            {
+              hint: 'the destination is not promoted; rollback hooks ran. Run again: the next round repairs the copy',
+              details: { volume: s.pair.name, snapshot: snap, source: a, destination: b },
+            },
+          )
         }
         return `${s.pair.name}: sha256 ${a.digest} (${a.size} bytes) on both sides`
       })

@@ -11,14 +11,20 @@ export interface OpenVolumes {
   close(): Promise<void>
 }
 
-export async function openVolumes(cfg: PipelineConfig, log: Logger, signal?: AbortSignal): Promise<OpenVolumes> {
+export async function openVolumes(
+  cfg: PipelineConfig,
+  log: Logger,
+  signal?: AbortSignal,
+): Promise<OpenVolumes> {
   const clients = new Map<string, Promise<AgentClient>>()
   const clientFor = (side: 'source' | 'destination', ep: EndpointConfig) => {
     // One agent per host and side: source and destination are separate hosts in real moves.
     const key = `${side}@${ep.host}`
     let c = clients.get(key)
     if (!c) {
-      c = launcherFor(ep.host, log).launch(signal).then((conn) => AgentClient.connect(conn))
+      c = launcherFor(ep.host, log)
+        .launch(signal)
+        .then((conn) => AgentClient.connect(conn))
       clients.set(key, c)
     }
     return c
@@ -29,12 +35,23 @@ export async function openVolumes(cfg: PipelineConfig, log: Logger, signal?: Abo
   try {
     const pairs: VolumePair[] = []
     for (const v of cfg.volumes) {
-      const [s, d] = await Promise.all([clientFor('source', v.source), clientFor('destination', v.destination)])
+      const [s, d] = await Promise.all([
+        clientFor('source', v.source),
+        clientFor('destination', v.destination),
+      ])
       pairs.push({
         name: v.name,
         config: v,
-        source: await RemoteVolumeDriver.open(s, { endpoint: v.source, label: `volume ${v.name} (source ${v.source.path})` }, signal),
-        destination: await RemoteVolumeDriver.open(d, { endpoint: v.destination, label: `volume ${v.name} (destination ${v.destination.path})` }, signal),
+        source: await RemoteVolumeDriver.open(
+          s,
+          { endpoint: v.source, label: `volume ${v.name} (source ${v.source.path})` },
+          signal,
+        ),
+        destination: await RemoteVolumeDriver.open(
+          d,
+          { endpoint: v.destination, label: `volume ${v.name} (destination ${v.destination.path})` },
+          signal,
+        ),
       })
     }
     return { pairs, close }

@@ -12,14 +12,19 @@ import { pipelineRound } from './round-history.js'
 
 const ATTEMPTS = 3
 
-export async function runPipelineRound(ctx: EngineContext, states: readonly VolumeState[]): Promise<PipelineRound> {
+export async function runPipelineRound(
+  ctx: EngineContext,
+  states: readonly VolumeState[],
+): Promise<PipelineRound> {
   const moved = new Map<string, number>()
   const t0 = performance.now()
   const label = Math.max(...states.map((s) => s.nextRound))
   const show = () => {
     const bytes = [...moved.values()].reduce((a, b) => a + b, 0)
     const secs = (performance.now() - t0) / 1000
-    ctx.reporter.status(`round ${label}: ${formatBytes(bytes)} sent, ${formatRate(bytes / Math.max(secs, 0.001))}, ${secs.toFixed(1)} s`)
+    ctx.reporter.status(
+      `round ${label}: ${formatBytes(bytes)} sent, ${formatRate(bytes / Math.max(secs, 0.001))}, ${secs.toFixed(1)} s`,
+    )
   }
   const stats = await mapLimit(states, ctx.cfg.concurrency, async (s) => {
     for (let attempt = 1; ; attempt++) {
@@ -34,7 +39,9 @@ export async function runPipelineRound(ctx: EngineContext, states: readonly Volu
       } catch (e) {
         const err = asSnapferryError(e)
         if (!err.transient || attempt >= ATTEMPTS || ctx.signal.aborted) throw err
-        ctx.reporter.line(`volume ${s.pair.name}: round failed (${err.code}: ${err.message}); retrying (${attempt}/${ATTEMPTS - 1})`)
+        ctx.reporter.line(
+          `volume ${s.pair.name}: round failed (${err.code}: ${err.message}); retrying (${attempt}/${ATTEMPTS - 1})`,
+        )
         await new Promise((r) => setTimeout(r, 1000 * 2 ** (attempt - 1)))
         // Whatever the failed attempt left behind is cleaned up the same way a resume does it.
         Object.assign(s, await reconcileVolume(s.pair, ctx.history, ctx.journal, ctx.reconcile, ctx.signal))
@@ -44,7 +51,11 @@ export async function runPipelineRound(ctx: EngineContext, states: readonly Volu
   return pipelineRound(label, stats)
 }
 
-async function roundOnce(ctx: EngineContext, s: VolumeState, onProgress: (bytes: number) => void): Promise<VolumeRoundStats> {
+async function roundOnce(
+  ctx: EngineContext,
+  s: VolumeState,
+  onProgress: (bytes: number) => void,
+): Promise<VolumeRoundStats> {
   const to = snapshotName(s.nextRound, new Date())
   const stats = await runRound({
     pair: s.pair,
@@ -69,7 +80,10 @@ async function roundOnce(ctx: EngineContext, s: VolumeState, onProgress: (bytes:
 
 /** Keep the newest `snapshots.keep` shared snapshots on both sides; never the next delta's base. */
 async function prune(ctx: EngineContext, s: VolumeState): Promise<void> {
-  const [src, dst] = await Promise.all([s.pair.source.listSnapshots(ctx.signal), s.pair.destination.listSnapshots(ctx.signal)])
+  const [src, dst] = await Promise.all([
+    s.pair.source.listSnapshots(ctx.signal),
+    s.pair.destination.listSnapshots(ctx.signal),
+  ])
   const srcDone = new Set(src.filter((x) => x.complete).map((x) => x.name))
   const shared = dst.filter((d) => d.complete && srcDone.has(d.name))
   for (const name of snapshotsToPrune(shared, ctx.cfg.snapshots.keep, s.last)) {

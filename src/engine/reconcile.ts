@@ -32,9 +32,15 @@ export async function reconcileVolume(
   opts: ReconcileOptions,
   signal?: AbortSignal,
 ): Promise<VolumeState> {
-  const [src, dst] = await Promise.all([pair.source.listSnapshots(signal), pair.destination.listSnapshots(signal)])
+  const [src, dst] = await Promise.all([
+    pair.source.listSnapshots(signal),
+    pair.destination.listSnapshots(signal),
+  ])
   const plan = planResume(pair.name, src, dst, history)
-  for (const [side, names] of [['source', plan.deleteOnSource], ['destination', plan.deleteOnDestination]] as const) {
+  for (const [side, names] of [
+    ['source', plan.deleteOnSource],
+    ['destination', plan.deleteOnDestination],
+  ] as const) {
     for (const name of names) {
       await journal.append({ type: 'snapshot-deleting', volume: pair.name, side, name })
       await pair[side].deleteSnapshot(name, signal)
@@ -46,21 +52,31 @@ export async function reconcileVolume(
     const head = await pair.destination.checkHead(plan.resumeFrom, signal)
     const decision = repairDecision(head, opts.repairDestination)
     if (decision === 'refuse' && !head.matches) {
-      throw new SnapferryError('DEST_HEAD_DIVERGED', `destination of volume ${pair.name} no longer equals snapshot ${plan.resumeFrom}: ${head.detail}`, {
-        hint: 'something other than snapferry wrote to the destination. Find out what; then `snapferry run --repair-destination` re-sends the changed extents',
-        details: { volume: pair.name, snapshot: plan.resumeFrom, reason: head.reason },
-      })
+      throw new SnapferryError(
+        'DEST_HEAD_DIVERGED',
+        `destination of volume ${pair.name} no longer equals snapshot ${plan.resumeFrom}: ${head.detail}`,
+        {
+          hint: 'something other than snapferry wrote to the destination. Find out what; then `snapferry run --repair-destination` re-sends the changed extents',
+          details: { volume: pair.name, snapshot: plan.resumeFrom, reason: head.reason },
+        },
+      )
     }
     if (decision === 'repair') {
       if (!pair.destination.capabilities.headDiff) {
-        throw new SnapferryError('DEST_HEAD_DIVERGED', `destination of volume ${pair.name} diverged from ${plan.resumeFrom} and its driver cannot list the changed extents`, {
-          hint: 'abort with --clean-snapshots and ship a new base',
-        })
+        throw new SnapferryError(
+          'DEST_HEAD_DIVERGED',
+          `destination of volume ${pair.name} diverged from ${plan.resumeFrom} and its driver cannot list the changed extents`,
+          {
+            hint: 'abort with --clean-snapshots and ship a new base',
+          },
+        )
       }
       repair = await pair.destination.headChangesSince(plan.resumeFrom, signal)
     }
   }
-  const completed = history.find((e) => e.type === 'round-completed' && e.stats.volume === pair.name && e.stats.toSnap === plan.resumeFrom)
+  const completed = history.find(
+    (e) => e.type === 'round-completed' && e.stats.volume === pair.name && e.stats.toSnap === plan.resumeFrom,
+  )
   const state: VolumeState = {
     pair,
     last: plan.resumeFrom,
@@ -75,7 +91,12 @@ export async function reconcileVolume(
     resumeFrom: plan.resumeFrom,
     nextRound: plan.nextRound,
     repair: repair !== undefined,
-    notes: [...plan.notes, ...(repair ? [`destination apply was interrupted: re-sending ${repair.length} extents with the next delta`] : [])],
+    notes: [
+      ...plan.notes,
+      ...(repair
+        ? [`destination apply was interrupted: re-sending ${repair.length} extents with the next delta`]
+        : []),
+    ],
   })
   return state
 }

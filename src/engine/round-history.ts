@@ -16,7 +16,9 @@ export function historyFromJournal(entries: readonly JournalEntry[]): PipelineRo
   for (const list of perVolume.values()) {
     for (const s of list) byRound.set(s.round, [...(byRound.get(s.round) ?? []), s])
   }
-  return [...byRound.entries()].sort((a, b) => a[0] - b[0]).map(([round, volumes]) => pipelineRound(round, volumes))
+  return [...byRound.entries()]
+    .sort((a, b) => a[0] - b[0])
+    .map(([round, volumes]) => pipelineRound(round, volumes))
 }
 
 export function pipelineRound(round: number, volumes: readonly VolumeRoundStats[]): PipelineRound {

@@ -43,7 +43,12 @@ export async function runPipeline(cfg: PipelineConfig, o: RunPipelineOptions): P
   const journal = await Journal.open(cfg.stateDir)
   let volumes: Awaited<ReturnType<typeof openVolumes>> | undefined
   try {
-    await journal.append({ type: 'run-started', runId: randomUUID(), pid: process.pid, volumes: cfg.volumes.map((v) => v.name) })
+    await journal.append({
+      type: 'run-started',
+      runId: randomUUID(),
+      pid: process.pid,
+      volumes: cfg.volumes.map((v) => v.name),
+    })
     await journal.append({ type: 'phase', phase: 'reconciling' })
     volumes = await openVolumes(cfg, o.log, o.signal)
     const ctx: EngineContext = {
@@ -59,20 +64,29 @@ export async function runPipeline(cfg: PipelineConfig, o: RunPipelineOptions): P
     const states: VolumeState[] = []
     for (const pair of volumes.pairs) {
       const s = await reconcileVolume(pair, history, journal, ctx.reconcile, o.signal)
-      o.reporter.line(`volume ${pair.name}: ${s.last ? `resuming from ${s.last}` : 'no shared snapshot: starting with a base'}${s.repair ? ` (repairing ${s.repair.length} interrupted extents)` : ''}`)
+      o.reporter.line(
+        `volume ${pair.name}: ${s.last ? `resuming from ${s.last}` : 'no shared snapshot: starting with a base'}${s.repair ? ` (repairing ${s.repair.length} interrupted extents)` : ''}`,
+      )
       states.push(s)
     }
     const rounds = historyFromJournal(history)
     let prediction: Prediction | undefined
     if (o.mode === 'run') {
-      const c = await converge(ctx, states, rounds, { cutoverWhenConverged: o.cutoverWhenConverged, hookMs: measuredHooks(history) })
+      const c = await converge(ctx, states, rounds, {
+        cutoverWhenConverged: o.cutoverWhenConverged,
+        hookMs: measuredHooks(history),
+      })
       prediction = c.prediction
     } else {
       const missing = states.filter((s) => s.last === null).map((s) => s.pair.name)
       if (missing.length > 0) {
-        throw new SnapferryError('STATE_MISMATCH', `cannot cut over: ${missing.join(', ')} ha${missing.length === 1 ? 's' : 've'} no copy on the destination yet`, {
-          hint: `run \`snapferry run ${cfg.file}\` first`,
-        })
+        throw new SnapferryError(
+          'STATE_MISMATCH',
+          `cannot cut over: ${missing.join(', ')} ha${missing.length === 1 ? 's' : 've'} no copy on the destination yet`,
+          {
+            hint: `run \`snapferry run ${cfg.file}\` first`,
+          },
+        )
       }
       prediction = lastPrediction(history)
     }
@@ -84,8 +98,12 @@ export async function runPipeline(cfg: PipelineConfig, o: RunPipelineOptions): P
     await journal.append({ type: 'run-finished', exitCode: 0 })
     return { cutover: undefined, prediction, rounds: rounds.length }
   } catch (e) {
-    const err = o.signal.aborted ? new SnapferryError('ABORTED', 'the run was interrupted', { cause: e }) : asSnapferryError(e)
-    await journal.append({ type: 'phase', phase: o.signal.aborted ? 'aborted' : 'failed', detail: err.message }).catch(() => {})
+    const err = o.signal.aborted
+      ? new SnapferryError('ABORTED', 'the run was interrupted', { cause: e })
+      : asSnapferryError(e)
+    await journal
+      .append({ type: 'phase', phase: o.signal.aborted ? 'aborted' : 'failed', detail: err.message })
+      .catch(() => {})
     await journal.append({ type: 'run-finished', exitCode: 1, error: err.toJSON() }).catch(() => {})
     throw err
   } finally {
@@ -96,9 +114,12 @@ export async function runPipeline(cfg: PipelineConfig, o: RunPipelineOptions): P
 }
 
 /** Hook durations measured by the last cutover attempt, for the predictor. */
-export function measuredHooks(history: readonly JournalEntry[]): { before: number | undefined; after: number | undefined } {
+export function measuredHooks(history: readonly JournalEntry[]): {
+  before: number | undefined
+  after: number | undefined
+} {
   const last = [...history].reverse().find((e) => e.type === 'cutover-finished')
-  if (!last || last.type !== 'cutover-finished') return { before: undefined, after: undefined }
+  if (last?.type !== 'cutover-finished') return { before: undefined, after: undefined }
   const sum = (prefix: string) => {
     const steps = last.result.steps.filter((s) => s.name.startsWith(prefix) && s.status === 'ok')
     return steps.length > 0 ? steps.reduce((n, s) => n + s.durationMs, 0) : undefined

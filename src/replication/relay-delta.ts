@@ -3,7 +3,13 @@
  * backpressure end to end, and a check that the destination received exactly the bytes sent.
  */
 import { PassThrough, Transform } from 'node:stream'
-import type { ExportRequest, ExportResult, ImportRequest, ImportResult, VolumeDriver } from '../drivers/volume-driver.js'
+import type {
+  ExportRequest,
+  ExportResult,
+  ImportRequest,
+  ImportResult,
+  VolumeDriver,
+} from '../drivers/volume-driver.js'
 import { SnapferryError } from '../errors/snapferry-error.js'
 import type { RateLimiter } from './rate-limiter.js'
 
@@ -49,15 +55,22 @@ export async function relayDelta(o: RelayOptions): Promise<RelayResult> {
   imp.catch(() => pipe.destroy())
   const [e, i] = await Promise.allSettled([exp, imp])
   if (e.status === 'rejected' || i.status === 'rejected') {
-    throw primaryError(e.status === 'rejected' ? e.reason : undefined, i.status === 'rejected' ? i.reason : undefined)
+    throw primaryError(
+      e.status === 'rejected' ? e.reason : undefined,
+      i.status === 'rejected' ? i.reason : undefined,
+    )
   }
   const sent = e.value as RelayResult['exported']
   const got = i.value as RelayResult['imported']
   if (sent.streamSha256 && got.streamSha256 && sent.streamSha256 !== got.streamSha256) {
-    throw new SnapferryError('TRANSFER_INTEGRITY', `the delta for ${o.label} arrived different from what was sent (sha256 ${got.streamSha256.slice(0, 16)}… ≠ ${sent.streamSha256.slice(0, 16)}…)`, {
-      hint: 'the round is not counted; run again and the destination will be repaired',
-      transient: true,
-    })
+    throw new SnapferryError(
+      'TRANSFER_INTEGRITY',
+      `the delta for ${o.label} arrived different from what was sent (sha256 ${got.streamSha256.slice(0, 16)}… ≠ ${sent.streamSha256.slice(0, 16)}…)`,
+      {
+        hint: 'the round is not counted; run again and the destination will be repaired',
+        transient: true,
+      },
+    )
   }
   return { exported: sent, imported: got, transferMs: performance.now() - t0 }
 }
@@ -71,7 +84,9 @@ export function primaryError(exportErr: unknown, importErr: unknown): unknown {
   if (importErr === undefined) return exportErr
   const consequential = ['DIFF_TRUNCATED', 'ABORTED', 'TRANSFER_ABORTED']
   const ic = (importErr as SnapferryError).code
-  return ic === undefined || consequential.includes(ic) || (importErr as NodeJS.ErrnoException).code === 'ERR_STREAM_PREMATURE_CLOSE'
+  return ic === undefined ||
+    consequential.includes(ic) ||
+    (importErr as NodeJS.ErrnoException).code === 'ERR_STREAM_PREMATURE_CLOSE'
     ? exportErr
     : importErr
 }

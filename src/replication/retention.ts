@@ -2,7 +2,11 @@
 import type { SnapshotInfo } from '../drivers/volume-driver.js'
 import { byRound } from '../state/resume-point.js'
 
-export function snapshotsToPrune(shared: readonly SnapshotInfo[], keep: number, inFlightBase: string | null): string[] {
+export function snapshotsToPrune(
+  shared: readonly SnapshotInfo[],
+  keep: number,
+  inFlightBase: string | null,
+): string[] {
   const ordered = [...shared].sort(byRound)
   const drop = ordered.slice(0, Math.max(0, ordered.length - Math.max(1, keep)))
   return drop.map((s) => s.name).filter((n) => n !== inFlightBase)

@@ -32,14 +32,26 @@ export async function runRound(i: RoundInput): Promise<VolumeRoundStats> {
   await pair.source.createSnapshot(i.to, i.signal)
   const snapshotMs = performance.now() - t0
   await journal.append({ type: 'snapshot-created', volume: pair.name, round, name: i.to })
-  await journal.append({ type: 'transfer-started', volume: pair.name, round, from: i.from, to: i.to, repairExtents: i.repair?.length ?? 0 })
+  await journal.append({
+    type: 'transfer-started',
+    volume: pair.name,
+    round,
+    from: i.from,
+    to: i.to,
+    repairExtents: i.repair?.length ?? 0,
+  })
   try {
     const r = await relayDelta({
       source: pair.source,
       destination: pair.destination,
       label: `volume ${pair.name}`,
       exportRequest: { fromSnap: i.from ?? undefined, toSnap: i.to, include: i.repair },
-      importRequest: { fromSnap: i.from ?? undefined, toSnap: i.to, repair: (i.repair?.length ?? 0) > 0 || undefined, overwrite: i.overwrite || undefined },
+      importRequest: {
+        fromSnap: i.from ?? undefined,
+        toSnap: i.to,
+        repair: (i.repair?.length ?? 0) > 0 || undefined,
+        overwrite: i.overwrite || undefined,
+      },
       limiter: i.limiter,
       onProgress: i.onProgress ? (b) => i.onProgress?.(pair.name, b) : undefined,
       signal: i.signal,

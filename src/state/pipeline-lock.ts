@@ -32,12 +32,21 @@ export function holderAlive(info: LockInfo): boolean {
   }
 }
 
-export async function acquireLock(stateDir: string, pipeline: string, command: string): Promise<() => Promise<void>> {
+export async function acquireLock(
+  stateDir: string,
+  pipeline: string,
+  command: string,
+): Promise<() => Promise<void>> {
   const file = path.join(stateDir, LOCK_FILE)
   for (let attempt = 0; attempt < 2; attempt++) {
     try {
       const fh = await open(file, 'wx')
-      const info: LockInfo = { pid: process.pid, host: hostname(), startedAt: new Date().toISOString(), command }
+      const info: LockInfo = {
+        pid: process.pid,
+        host: hostname(),
+        startedAt: new Date().toISOString(),
+        command,
+      }
       await fh.writeFile(JSON.stringify(info))
       await fh.sync()
       await fh.close()
@@ -52,11 +61,17 @@ export async function acquireLock(stateDir: string, pipeline: string, command: s
         throw new SnapferryError(
           'PIPELINE_LOCKED',
           `pipeline '${pipeline}' is busy: \`snapferry ${holder.command}\` runs as pid ${holder.pid} on ${holder.host} since ${holder.startedAt}`,
-          { hint: 'wait for it, watch it with `snapferry status`, or stop it with `snapferry abort`', details: { ...holder } },
+          {
+            hint: 'wait for it, watch it with `snapferry status`, or stop it with `snapferry abort`',
+            details: { ...holder },
+          },
         )
       }
       await rm(file, { force: true }) // stale: its holder is gone
     }
   }
-  throw new SnapferryError('PIPELINE_LOCKED', `could not take the lock of pipeline '${pipeline}' in ${stateDir}`)
+  throw new SnapferryError(
+    'PIPELINE_LOCKED',
+    `could not take the lock of pipeline '${pipeline}' in ${stateDir}`,
+  )
 }

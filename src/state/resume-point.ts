@@ -35,18 +35,38 @@ export function planResume(
   const resume = shared[shared.length - 1]
   const resumeRound = resume ? (roundOf(resume.name) ?? 0) : -1
   const newer = (s: SnapshotInfo) => !resume || byRound(s, resume) > 0
-  const deleteOnSource = source.filter((s) => !s.complete || (newer(s) && s.name !== resume?.name)).map((s) => s.name)
-  const deleteOnDestination = destination.filter((d) => !d.complete || (newer(d) && d.name !== resume?.name)).map((d) => d.name)
-  for (const n of deleteOnSource) notes.push(`source snapshot ${n} was never applied on the destination: removing it`)
-  for (const n of deleteOnDestination) notes.push(`destination snapshot ${n} has no complete counterpart on the source: removing it`)
-  const baseStartedByUs = journal.some((e) => e.type === 'transfer-started' && e.volume === volume && e.from === null)
+  const deleteOnSource = source
+    .filter((s) => !s.complete || (newer(s) && s.name !== resume?.name))
+    .map((s) => s.name)
+  const deleteOnDestination = destination
+    .filter((d) => !d.complete || (newer(d) && d.name !== resume?.name))
+    .map((d) => d.name)
+  for (const n of deleteOnSource)
+    notes.push(`source snapshot ${n} was never applied on the destination: removing it`)
+  for (const n of deleteOnDestination)
+    notes.push(`destination snapshot ${n} has no complete counterpart on the source: removing it`)
+  const baseStartedByUs = journal.some(
+    (e) => e.type === 'transfer-started' && e.volume === volume && e.from === null,
+  )
   if (resume) notes.push(`resuming from ${resume.name}, shared by both sides`)
-  else if (baseStartedByUs) notes.push('no shared snapshot: the base is shipped again (the earlier one did not finish)')
-  return { volume, resumeFrom: resume?.name ?? null, nextRound: resumeRound + 1, deleteOnSource, deleteOnDestination, baseStartedByUs, notes }
+  else if (baseStartedByUs)
+    notes.push('no shared snapshot: the base is shipped again (the earlier one did not finish)')
+  return {
+    volume,
+    resumeFrom: resume?.name ?? null,
+    nextRound: resumeRound + 1,
+    deleteOnSource,
+    deleteOnDestination,
+    baseStartedByUs,
+    notes,
+  }
 }
 
 /** How to treat a destination head that does not equal the resume snapshot. */
-export function repairDecision(head: HeadState, allowOverwriteModified: boolean): 'none' | 'repair' | 'refuse' {
+export function repairDecision(
+  head: HeadState,
+  allowOverwriteModified: boolean,
+): 'none' | 'repair' | 'refuse' {
   if (head.matches) return 'none'
   if (head.reason === 'interrupted-apply') return 'repair'
   if (head.reason === 'modified') return allowOverwriteModified ? 'repair' : 'refuse'

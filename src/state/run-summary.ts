@@ -19,14 +19,28 @@ export interface StatusSummary {
   readonly pipeline: string
   readonly phase: Phase | 'new'
   readonly running: LockInfo | null
-  readonly volumes: readonly { readonly name: string; readonly lastSnapshot: string | null; readonly rounds: number }[]
+  readonly volumes: readonly {
+    readonly name: string
+    readonly lastSnapshot: string | null
+    readonly rounds: number
+  }[]
   readonly rounds: readonly StatusRound[]
-  readonly lastPrediction: { readonly round: number; readonly windowMs: number; readonly decision: Decision['action'] | string; readonly reason: string } | null
+  readonly lastPrediction: {
+    readonly round: number
+    readonly windowMs: number
+    readonly decision: Decision['action'] | string
+    readonly reason: string
+  } | null
   readonly cutover: CutoverOutcome | null
   readonly lastError: SerializedError | null
 }
 
-export function summarize(pipeline: string, volumeNames: readonly string[], journal: readonly JournalEntry[], running: LockInfo | null): StatusSummary {
+export function summarize(
+  pipeline: string,
+  volumeNames: readonly string[],
+  journal: readonly JournalEntry[],
+  running: LockInfo | null,
+): StatusSummary {
   let phase: StatusSummary['phase'] = 'new'
   let lastPrediction: StatusSummary['lastPrediction'] = null
   let cutover: CutoverOutcome | null = null
@@ -36,7 +50,13 @@ export function summarize(pipeline: string, volumeNames: readonly string[], jour
   const count = new Map<string, number>()
   for (const e of journal) {
     if (e.type === 'phase') phase = e.phase
-    else if (e.type === 'prediction') lastPrediction = { round: e.round, windowMs: e.prediction.windowMs, decision: e.decision, reason: e.reason }
+    else if (e.type === 'prediction')
+      lastPrediction = {
+        round: e.round,
+        windowMs: e.prediction.windowMs,
+        decision: e.decision,
+        reason: e.reason,
+      }
     else if (e.type === 'cutover-finished') cutover = e.result
     else if (e.type === 'run-started') lastError = null
     else if (e.type === 'run-finished' && e.error) lastError = e.error
@@ -62,7 +82,11 @@ export function summarize(pipeline: string, volumeNames: readonly string[], jour
     pipeline,
     phase,
     running,
-    volumes: volumeNames.map((name) => ({ name, lastSnapshot: last.get(name) ?? null, rounds: count.get(name) ?? 0 })),
+    volumes: volumeNames.map((name) => ({
+      name,
+      lastSnapshot: last.get(name) ?? null,
+      rounds: count.get(name) ?? 0,
+    })),
     rounds: [...byRound.values()].sort((a, b) => a.round - b.round),
     lastPrediction,
     cutover,

@@ -14,7 +14,11 @@ export interface AgentConnection {
   /** A new bulk-data connection to the agent's data socket. */
   openDataChannel(socketPath: string): Promise<Duplex>
   /** Resolves when the agent has exited, with the tail of what it printed on stderr. */
-  readonly exited: Promise<{ readonly code: number | null; readonly signal: string | null; readonly stderrTail: string }>
+  readonly exited: Promise<{
+    readonly code: number | null
+    readonly signal: string | null
+    readonly stderrTail: string
+  }>
   /** Ask the agent to finish (close its input) and wait; kill it if it does not. */
   close(): Promise<void>
 }

@@ -136,7 +136,10 @@ export function runVolumeDriverContract(opts: ContractOptions): void {
       await ship(vols.source, vols.destination, { from: 'snapferry-a', to: 'snapferry-b' })
       // Re-applying a delta whose end snapshot exists on the destination fails cleanly.
       await vols.source.deleteSnapshot('snapferry-b')
-      const again = await expectCode(ship(vols.source, vols.destination, { from: 'snapferry-a', to: 'snapferry-b' }), 'SNAPSHOT_EXISTS')
+      const again = await expectCode(
+        ship(vols.source, vols.destination, { from: 'snapferry-a', to: 'snapferry-b' }),
+        'SNAPSHOT_EXISTS',
+      )
       expect(again.message).toContain("end snapshot 'snapferry-b' already exists")
       const s = await sums(vols)
       expect(s.b).toEqual(s.a)
@@ -149,13 +152,21 @@ export function runVolumeDriverContract(opts: ContractOptions): void {
       await vols.write('destination', 500_000, Buffer.from('someone wrote here'))
       expect((await vols.destination.checkHead('snapferry-a')).matches).toBe(false)
       await vols.write('source', 20_000, Buffer.alloc(100, 6))
-      const e = await expectCode(ship(vols.source, vols.destination, { from: 'snapferry-a', to: 'snapferry-b' }), 'DEST_HEAD_DIVERGED')
+      const e = await expectCode(
+        ship(vols.source, vols.destination, { from: 'snapferry-a', to: 'snapferry-b' }),
+        'DEST_HEAD_DIVERGED',
+      )
       expect(e.message).toContain("no longer equals snapshot 'snapferry-a'")
       if (!vols.destination.capabilities.headDiff) return
       const changed = await vols.destination.headChangesSince('snapferry-a')
       expect(changed.length).toBeGreaterThan(0)
       await vols.source.deleteSnapshot('snapferry-b')
-      await ship(vols.source, vols.destination, { from: 'snapferry-a', to: 'snapferry-b', include: changed, repair: true })
+      await ship(vols.source, vols.destination, {
+        from: 'snapferry-a',
+        to: 'snapferry-b',
+        include: changed,
+        repair: true,
+      })
       const s = await sums(vols)
       expect(s.b).toEqual(s.a)
     })

@@ -5,7 +5,14 @@ import { relayDelta } from '../../src/replication/relay-delta.js'
 export async function ship(
   src: VolumeDriver,
   dst: VolumeDriver,
-  opts: { from?: string; to: string; include?: Extent[]; repair?: boolean; overwrite?: boolean; create?: boolean },
+  opts: {
+    from?: string
+    to: string
+    include?: Extent[]
+    repair?: boolean
+    overwrite?: boolean
+    create?: boolean
+  },
 ) {
   if (opts.create !== false) await src.createSnapshot(opts.to)
   return relayDelta({

@@ -57,7 +57,9 @@ describe('agent handshake and lifetime', () => {
   })
 
   it('reports errors from the agent with their code, message and hint intact', async () => {
-    const client = await AgentClient.connect(await new LocalAgentLauncher(silentLogger(), AGENT_ENTRY).launch())
+    const client = await AgentClient.connect(
+      await new LocalAgentLauncher(silentLogger(), AGENT_ENTRY).launch(),
+    )
     try {
       const vol = await RemoteVolumeDriver.open(client, {
         endpoint: { driver: 'file', host: 'local', path: '/nonexistent/x.img', blockSize: 65536 },

@@ -10,9 +10,13 @@ import { REPO_ROOT } from '../helpers/built.js'
 it('1 GiB image: base and delta leave identical files with peak RSS well under 200 MB', async () => {
   const dir = await mkdtemp(path.join(tmpdir(), 'sf-1g-'))
   try {
-    const { stdout } = await promisify(execFile)(process.execPath, [path.join(REPO_ROOT, 'dist/bench/file-driver-probe.js'), dir, String(1 << 30)], {
-      maxBuffer: 1 << 20,
-    })
+    const { stdout } = await promisify(execFile)(
+      process.execPath,
+      [path.join(REPO_ROOT, 'dist/bench/file-driver-probe.js'), dir, String(1 << 30)],
+      {
+        maxBuffer: 1 << 20,
+      },
+    )
     const r = JSON.parse(stdout.trim().split('\n').pop() as string)
     expect(r.destinationSha256).toBe(r.sourceSha256)
     expect(r.base.scanned).toBe(1 << 30)

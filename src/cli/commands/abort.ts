@@ -6,14 +6,18 @@ import { acquireLock, holderAlive, readLock } from '../../state/pipeline-lock.js
 import { fail, type GlobalOptions, loadWithLog } from '../cli-context.js'
 import { EXIT, EXIT_HELP } from '../exit-codes.js'
 
-export async function runAbort(file: string, opts: GlobalOptions & { cleanSnapshots?: boolean }): Promise<number> {
+export async function runAbort(
+  file: string,
+  opts: GlobalOptions & { cleanSnapshots?: boolean },
+): Promise<number> {
   try {
     const { cfg, log } = await loadWithLog(file, opts)
     const lock = await readLock(cfg.stateDir)
     if (lock && holderAlive(lock)) {
       process.stdout.write(`stopping snapferry pid ${lock.pid} (${lock.command})\n`)
       process.kill(lock.pid, 'SIGTERM')
-      for (let i = 0; i < 120 && holderAlive(lock) && (await readLock(cfg.stateDir))?.pid === lock.pid; i++) await new Promise((r) => setTimeout(r, 500))
+      for (let i = 0; i < 120 && holderAlive(lock) && (await readLock(cfg.stateDir))?.pid === lock.pid; i++)
+        await new Promise((r) => setTimeout(r, 500))
     }
     if (!opts.cleanSnapshots) return EXIT.OK
     const release = await acquireLock(cfg.stateDir, cfg.name, `abort ${file}`)
@@ -30,7 +34,11 @@ export async function runAbort(file: string, opts: GlobalOptions & { cleanSnapsh
           }
         }
       }
-      await journal.append({ type: 'phase', phase: 'aborted', detail: 'snapshots removed: the next run ships a new base' })
+      await journal.append({
+        type: 'phase',
+        phase: 'aborted',
+        detail: 'snapshots removed: the next run ships a new base',
+      })
     } finally {
       await vols.close()
       await journal.close()
@@ -45,9 +53,14 @@ export async function runAbort(file: string, opts: GlobalOptions & { cleanSnapsh
 export function abortCommand(program: Command): void {
   program
     .command('abort')
-    .description("stop a running pipeline (it finishes its current step safely); with --clean-snapshots remove snapferry's snapshots on both sides")
+    .description(
+      "stop a running pipeline (it finishes its current step safely); with --clean-snapshots remove snapferry's snapshots on both sides",
+    )
     .argument('<pipeline>', 'pipeline YAML file')
-    .option('--clean-snapshots', "remove every snapshot snapferry made for this pipeline's volumes (the next run ships a new base)")
+    .option(
+      '--clean-snapshots',
+      "remove every snapshot snapferry made for this pipeline's volumes (the next run ships a new base)",
+    )
     .addHelpText('after', EXIT_HELP)
     .action(async (file: string, opts: { cleanSnapshots?: boolean }, cmd: Command) => {
       process.exitCode = await runAbort(file, { ...cmd.optsWithGlobals(), ...opts })

@@ -10,7 +10,10 @@ import { fail } from '../cli-context.js'
 import { EXIT, EXIT_HELP } from '../exit-codes.js'
 import { type RunOptions, runRun } from './run.js'
 
-export async function runCutoverCommand(file: string, opts: RunOptions & { dryRun?: boolean }): Promise<number> {
+export async function runCutoverCommand(
+  file: string,
+  opts: RunOptions & { dryRun?: boolean },
+): Promise<number> {
   try {
     const cfg = await loadPipelineFile(file)
     if (opts.dryRun) {
@@ -41,7 +44,9 @@ async function askRunningProcess(cfg: PipelineConfig, pid: number): Promise<numb
     }
     const finished = fresh.find((e) => e.type === 'run-finished')
     if (finished?.type === 'run-finished') {
-      process.stderr.write(`the run ended before cutting over${finished.error ? `: ${finished.error.message}` : ''}\n`)
+      process.stderr.write(
+        `the run ended before cutting over${finished.error ? `: ${finished.error.message}` : ''}\n`,
+      )
       return EXIT.FAILED
     }
   }
@@ -54,7 +59,11 @@ export function describeRunbook(cfg: PipelineConfig): string {
   lines.push('  -- downtime starts --')
   for (const h of cfg.cutover.before) lines.push(hook('before', h))
   lines.push(`  final-delta: snapshot ${cfg.volumes.map((v) => v.name).join(', ')} and ship the last delta`)
-  lines.push(cfg.cutover.verify === 'full' ? '  verify: sha256 of every byte on both sides must match' : '  verify: skipped (verify: none)')
+  lines.push(
+    cfg.cutover.verify === 'full'
+      ? '  verify: sha256 of every byte on both sides must match'
+      : '  verify: skipped (verify: none)',
+  )
   for (const h of cfg.cutover.after) lines.push(hook('after', h))
   lines.push('  -- downtime ends --')
   lines.push('  on failure before the after hooks, these run and the source stays as it was:')
@@ -66,7 +75,9 @@ export function describeRunbook(cfg: PipelineConfig): string {
 export function cutoverCommand(program: Command): void {
   program
     .command('cutover')
-    .description('cut over now: stop the workload (before hooks), ship the final delta, verify, promote (after hooks)')
+    .description(
+      'cut over now: stop the workload (before hooks), ship the final delta, verify, promote (after hooks)',
+    )
     .argument('<pipeline>', 'pipeline YAML file')
     .option('--dry-run', 'print the runbook without running anything')
     .option('--repair-destination', 're-send extents that something else changed on the destination')

@@ -19,28 +19,56 @@ export async function runPlan(file: string, opts: GlobalOptions): Promise<number
     const out: string[] = [`plan for pipeline '${cfg.name}' (dry run: nothing is changed)`]
     try {
       for (const p of vols.pairs) {
-        const [src, dst, srcSnaps, dstSnaps] = await Promise.all([p.source.describe(), p.destination.describe(), p.source.listSnapshots(), p.destination.listSnapshots()])
+        const [src, dst, srcSnaps, dstSnaps] = await Promise.all([
+          p.source.describe(),
+          p.destination.describe(),
+          p.source.listSnapshots(),
+          p.destination.listSnapshots(),
+        ])
         const plan = planResume(p.name, srcSnaps, dstSnaps, journal)
-        out.push(`volume ${p.name}: ${src.location} (${src.exists ? formatBytes(src.size) : 'MISSING'}) → ${dst.location} (${dst.exists ? `exists, ${formatBytes(dst.size)}` : 'will be created'})`)
-        out.push(`  next: ${plan.resumeFrom ? `delta round ${plan.nextRound} from ${plan.resumeFrom}` : `base (up to ${formatBytes(src.size)}; only non-zero blocks travel)`}`)
+        out.push(
+          `volume ${p.name}: ${src.location} (${src.exists ? formatBytes(src.size) : 'MISSING'}) → ${dst.location} (${dst.exists ? `exists, ${formatBytes(dst.size)}` : 'will be created'})`,
+        )
+        out.push(
+          `  next: ${plan.resumeFrom ? `delta round ${plan.nextRound} from ${plan.resumeFrom}` : `base (up to ${formatBytes(src.size)}; only non-zero blocks travel)`}`,
+        )
         for (const n of plan.notes) out.push(`  note: ${n}`)
         if (!src.exists) out.push('  PROBLEM: the source does not exist')
-        if (!plan.resumeFrom && dst.exists && dst.size > 0 && !plan.baseStartedByUs) out.push('  PROBLEM: the destination holds data; the run will refuse unless --overwrite-destination')
+        if (!plan.resumeFrom && dst.exists && dst.size > 0 && !plan.baseStartedByUs)
+          out.push(
+            '  PROBLEM: the destination holds data; the run will refuse unless --overwrite-destination',
+          )
       }
     } finally {
       await vols.close()
     }
     const c = cfg.convergence
-    out.push(`steps: base → delta rounds (at least ${c.minRounds}, at most ${c.maxRounds}) until the predicted window ≤ ${formatDuration(c.targetDowntime)} → ${c.whenConverged === 'cutover' ? 'cutover' : `hold warm (a round every ${formatDuration(c.holdInterval)}) until \`snapferry cutover\``}`)
-    out.push(`bandwidth: ${formatRate(cfg.transport.bandwidth)}; volumes at once: ${cfg.concurrency}; snapshots kept: ${cfg.snapshots.keep}`)
+    out.push(
+      `steps: base → delta rounds (at least ${c.minRounds}, at most ${c.maxRounds}) until the predicted window ≤ ${formatDuration(c.targetDowntime)} → ${c.whenConverged === 'cutover' ? 'cutover' : `hold warm (a round every ${formatDuration(c.holdInterval)}) until \`snapferry cutover\``}`,
+    )
+    out.push(
+      `bandwidth: ${formatRate(cfg.transport.bandwidth)}; volumes at once: ${cfg.concurrency}; snapshots kept: ${cfg.snapshots.keep}`,
+    )
     const rounds = historyFromJournal(journal)
     if (rounds.length > 0) {
       const hooks = measuredHooks(journal)
-      const p = predictWindow({ rounds, bandwidthLimit: cfg.transport.bandwidth, verify: cfg.cutover.verify, beforeHooksMs: cfg.cutover.before.length ? hooks.before : 0, afterHooksMs: cfg.cutover.after.length ? hooks.after : 0, concurrency: cfg.concurrency, pauseBeforeCutoverMs: 0 })
-      out.push(`predicted cutover window from ${rounds.length} measured rounds: ${formatDuration(p.windowMs)} (dirty ${formatRate(p.dirtyBytesPerSecond)}, link ${formatRate(p.linkBytesPerSecond)})`)
+      const p = predictWindow({
+        rounds,
+        bandwidthLimit: cfg.transport.bandwidth,
+        verify: cfg.cutover.verify,
+        beforeHooksMs: cfg.cutover.before.length ? hooks.before : 0,
+        afterHooksMs: cfg.cutover.after.length ? hooks.after : 0,
+        concurrency: cfg.concurrency,
+        pauseBeforeCutoverMs: 0,
+      })
+      out.push(
+        `predicted cutover window from ${rounds.length} measured rounds: ${formatDuration(p.windowMs)} (dirty ${formatRate(p.dirtyBytesPerSecond)}, link ${formatRate(p.linkBytesPerSecond)})`,
+      )
       for (const cv of p.caveats) out.push(`  caveat: ${cv}`)
     } else {
-      out.push('predicted cutover window: unknown until the first rounds measure the link, the scan rate and the dirty rate')
+      out.push(
+        'predicted cutover window: unknown until the first rounds measure the link, the scan rate and the dirty rate',
+      )
     }
     process.stdout.write(`${out.join('\n')}\n${describeRunbook(cfg)}`)
     return EXIT.OK
@@ -52,7 +80,9 @@ export async function runPlan(file: string, opts: GlobalOptions): Promise<number
 export function planCommand(program: Command): void {
   program
     .command('plan')
-    .description('dry run: show volumes, sizes, resume points, steps and the predicted timeline; changes nothing')
+    .description(
+      'dry run: show volumes, sizes, resume points, steps and the predicted timeline; changes nothing',
+    )
     .argument('<pipeline>', 'pipeline YAML file')
     .addHelpText('after', EXIT_HELP)
     .action(async (file: string, _o: unknown, cmd: Command) => {

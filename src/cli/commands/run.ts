@@ -11,7 +11,11 @@ export interface RunOptions extends GlobalOptions {
   readonly overwriteDestination?: boolean
 }
 
-export async function runRun(file: string, opts: RunOptions, mode: 'run' | 'cutover' = 'run'): Promise<number> {
+export async function runRun(
+  file: string,
+  opts: RunOptions,
+  mode: 'run' | 'cutover' = 'run',
+): Promise<number> {
   try {
     const { cfg, log } = await loadWithLog(file, opts)
     const out = reporter()
@@ -30,7 +34,9 @@ export async function runRun(file: string, opts: RunOptions, mode: 'run' | 'cuto
       out.line(`cutover done: downtime ${formatDuration(r.cutover.downtimeMs)}${predicted}`)
       return EXIT.OK
     }
-    out.line(`cutover ${r.cutover.status === 'rolled-back' ? 'failed and was rolled back' : 'FAILED during promotion'} at ${r.cutover.failedStep}; downtime ${formatDuration(r.cutover.downtimeMs)}`)
+    out.line(
+      `cutover ${r.cutover.status === 'rolled-back' ? 'failed and was rolled back' : 'FAILED during promotion'} at ${r.cutover.failedStep}; downtime ${formatDuration(r.cutover.downtimeMs)}`,
+    )
     return r.cutover.status === 'rolled-back' ? EXIT.ROLLED_BACK : EXIT.CUTOVER_FAILED
   } catch (e) {
     return fail(e)
@@ -40,11 +46,19 @@ export async function runRun(file: string, opts: RunOptions, mode: 'run' | 'cuto
 export function runCommand(program: Command): void {
   program
     .command('run')
-    .description('ship the base, then delta rounds until the predicted cutover window fits targetDowntime; then cut over or hold warm')
+    .description(
+      'ship the base, then delta rounds until the predicted cutover window fits targetDowntime; then cut over or hold warm',
+    )
     .argument('<pipeline>', 'pipeline YAML file')
     .option('--cutover', 'cut over once converged, even if the pipeline says whenConverged: hold')
-    .option('--repair-destination', 're-send extents that something else changed on the destination (instead of refusing)')
-    .option('--overwrite-destination', 'let the base replace a destination that holds data snapferry did not write')
+    .option(
+      '--repair-destination',
+      're-send extents that something else changed on the destination (instead of refusing)',
+    )
+    .option(
+      '--overwrite-destination',
+      'let the base replace a destination that holds data snapferry did not write',
+    )
     .addHelpText('after', EXIT_HELP)
     .action(async (file: string, opts: RunOptions, cmd: Command) => {
       process.exitCode = await runRun(file, { ...cmd.optsWithGlobals(), ...opts })

@@ -12,7 +12,12 @@ export async function runStatus(file: string, opts: { json?: boolean }): Promise
   try {
     const cfg = await loadPipelineFile(file)
     const lock = await readLock(cfg.stateDir)
-    const s = summarize(cfg.name, cfg.volumes.map((v) => v.name), await readJournal(cfg.stateDir), lock && holderAlive(lock) ? lock : null)
+    const s = summarize(
+      cfg.name,
+      cfg.volumes.map((v) => v.name),
+      await readJournal(cfg.stateDir),
+      lock && holderAlive(lock) ? lock : null,
+    )
     process.stdout.write(opts.json ? `${JSON.stringify(s, null, 2)}\n` : render(s))
     return EXIT.OK
   } catch (e) {
@@ -21,8 +26,11 @@ export async function runStatus(file: string, opts: { json?: boolean }): Promise
 }
 
 function render(s: StatusSummary): string {
-  const out = [`pipeline ${s.pipeline}: ${s.phase}${s.running ? ` (running: pid ${s.running.pid} on ${s.running.host} since ${s.running.startedAt})` : ''}`]
-  for (const v of s.volumes) out.push(`  volume ${v.name}: ${v.rounds} rounds, last snapshot ${v.lastSnapshot ?? '(none)'}`)
+  const out = [
+    `pipeline ${s.pipeline}: ${s.phase}${s.running ? ` (running: pid ${s.running.pid} on ${s.running.host} since ${s.running.startedAt})` : ''}`,
+  ]
+  for (const v of s.volumes)
+    out.push(`  volume ${v.name}: ${v.rounds} rounds, last snapshot ${v.lastSnapshot ?? '(none)'}`)
   if (s.rounds.length > 0) {
     out.push('  round  kind   started                   changed     on wire     extents  duration')
     for (const r of s.rounds.slice(-20)) {
@@ -31,10 +39,18 @@ function render(s: StatusSummary): string {
       )
     }
   }
-  if (s.lastPrediction) out.push(`  last prediction (round ${s.lastPrediction.round}): window ${formatDuration(s.lastPrediction.windowMs)} → ${s.lastPrediction.decision}: ${s.lastPrediction.reason}`)
+  if (s.lastPrediction)
+    out.push(
+      `  last prediction (round ${s.lastPrediction.round}): window ${formatDuration(s.lastPrediction.windowMs)} → ${s.lastPrediction.decision}: ${s.lastPrediction.reason}`,
+    )
   if (s.cutover) {
-    out.push(`  cutover: ${s.cutover.status}, downtime ${formatDuration(s.cutover.downtimeMs)}${s.cutover.predictedMs === null ? '' : ` (predicted ${formatDuration(s.cutover.predictedMs)})`}`)
-    for (const st of s.cutover.steps) out.push(`    ${st.status.padEnd(7)} ${st.name} ${st.status === 'not-run' ? '' : formatDuration(st.durationMs)}`)
+    out.push(
+      `  cutover: ${s.cutover.status}, downtime ${formatDuration(s.cutover.downtimeMs)}${s.cutover.predictedMs === null ? '' : ` (predicted ${formatDuration(s.cutover.predictedMs)})`}`,
+    )
+    for (const st of s.cutover.steps)
+      out.push(
+        `    ${st.status.padEnd(7)} ${st.name} ${st.status === 'not-run' ? '' : formatDuration(st.durationMs)}`,
+      )
   }
   if (s.lastError) out.push(`  last error ${s.lastError.code}: ${s.lastError.message}`)
   return `${out.join('\n')}\n`
@@ -43,7 +59,9 @@ function render(s: StatusSummary): string {
 export function statusCommand(program: Command): void {
   program
     .command('status')
-    .description('show the phase, the rounds, the last prediction and the cutover result (read-only, works while a run is going)')
+    .description(
+      'show the phase, the rounds, the last prediction and the cutover result (read-only, works while a run is going)',
+    )
     .argument('<pipeline>', 'pipeline YAML file')
     .option('--json', 'machine-readable output (schema: docs/CLI.md)')
     .addHelpText('after', EXIT_HELP)

@@ -2,8 +2,8 @@
 import type { Command } from 'commander'
 import { loadPipelineFile } from '../../config/load-pipeline.js'
 import { formatBytes, formatDuration, formatRate } from '../../config/units.js'
-import { EXIT, EXIT_HELP } from '../exit-codes.js'
 import { fail } from '../cli-context.js'
+import { EXIT, EXIT_HELP } from '../exit-codes.js'
 
 export async function runValidate(files: readonly string[]): Promise<number> {
   let status: number = EXIT.OK

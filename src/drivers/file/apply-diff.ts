@@ -53,7 +53,8 @@ export async function applyDiff(input: ApplyInput, c: ApplyCounters): Promise<vo
   // Blocks whose bytes changed without a record covering them: the partial block at the old or new end.
   const resized = new Set<number>()
   if (newSize !== input.oldSize) {
-    for (const s of [input.oldSize, newSize]) if (s % bs !== 0 && Math.floor(s / bs) < newBlocks) resized.add(Math.floor(s / bs))
+    for (const s of [input.oldSize, newSize])
+      if (s % bs !== 0 && Math.floor(s / bs) < newBlocks) resized.add(Math.floor(s / bs))
   }
   // Hashes known from full-block writes, and blocks touched partially (to hash by reading back).
   const known = new Map<number, Buffer>()
@@ -77,7 +78,11 @@ export async function applyDiff(input: ApplyInput, c: ApplyCounters): Promise<vo
         } else if (touched.has(b)) {
           readBack ??= await readBlocks(input, first, count, newSize)
           const start = i * bs
-          input.hasher.hashInto(readBack.subarray(start, Math.min(start + bs, readBack.length)), out, i * HASH_BYTES)
+          input.hasher.hashInto(
+            readBack.subarray(start, Math.min(start + bs, readBack.length)),
+            out,
+            i * HASH_BYTES,
+          )
           touched.delete(b)
         } else if ((i + 1) * HASH_BYTES <= old.length) {
           old.copy(out, i * HASH_BYTES, i * HASH_BYTES, (i + 1) * HASH_BYTES)
@@ -112,7 +117,14 @@ export async function applyDiff(input: ApplyInput, c: ApplyCounters): Promise<vo
 }
 
 /** Remember which blocks a record changed; full blocks get their hash now, from the data in hand. */
-function noteTouched(r: DataRecord, bs: number, size: number, hasher: BlockHasher, known: Map<number, Buffer>, touched: Set<number>): void {
+function noteTouched(
+  r: DataRecord,
+  bs: number,
+  size: number,
+  hasher: BlockHasher,
+  known: Map<number, Buffer>,
+  touched: Set<number>,
+): void {
   const end = recordEnd(r)
   for (let b = Math.floor(r.offset / bs); b * bs < end; b++) {
     const bStart = b * bs
@@ -167,7 +179,10 @@ async function writeSparse(input: ApplyInput, data: Buffer, offset: number): Pro
   let pending = -1
   const zero = ZEROS.subarray(0, SPARSE_CHUNK)
   while (pos < data.length) {
-    const next = Math.min(data.length, (Math.floor((offset + pos) / SPARSE_CHUNK) + 1) * SPARSE_CHUNK - offset)
+    const next = Math.min(
+      data.length,
+      (Math.floor((offset + pos) / SPARSE_CHUNK) + 1) * SPARSE_CHUNK - offset,
+    )
     const piece = data.subarray(pos, next)
     const isZero = piece.equals(zero.subarray(0, piece.length))
     if (!isZero && pending < 0) pending = pos

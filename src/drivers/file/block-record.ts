@@ -49,7 +49,10 @@ export class RecordReader {
     try {
       fh = await open(file, 'r')
     } catch (e) {
-      throw new SnapferryError('SNAPSHOT_NOT_FOUND', `snapshot record ${file} does not exist`, { cause: e, details: { file } })
+      throw new SnapferryError('SNAPSHOT_NOT_FOUND', `snapshot record ${file} does not exist`, {
+        cause: e,
+        details: { file },
+      })
     }
     try {
       const buf = Buffer.alloc(RECORD_HEADER_BYTES)
@@ -58,15 +61,20 @@ export class RecordReader {
       if (!text.startsWith(MAGIC)) throw new Error('bad magic')
       const header = JSON.parse(text.slice(MAGIC.length).trim()) as RecordHeader
       const st = await fh.stat()
-      if (st.size !== RECORD_HEADER_BYTES + header.blocks * HASH_BYTES) throw new Error('size does not match the header')
+      if (st.size !== RECORD_HEADER_BYTES + header.blocks * HASH_BYTES)
+        throw new Error('size does not match the header')
       return new RecordReader(fh, header)
     } catch (e) {
       await fh.close()
-      throw new SnapferryError('SNAPSHOT_INCOMPLETE', `snapshot record ${file} is unreadable: ${(e as Error).message}`, {
-        cause: e,
-        hint: 'delete the snapshot (snapferry abort --clean-snapshots) and let the next run ship a fresh base',
-        details: { file },
-      })
+      throw new SnapferryError(
+        'SNAPSHOT_INCOMPLETE',
+        `snapshot record ${file} is unreadable: ${(e as Error).message}`,
+        {
+          cause: e,
+          hint: 'delete the snapshot (snapferry abort --clean-snapshots) and let the next run ship a fresh base',
+          details: { file },
+        },
+      )
     }
   }
 
@@ -91,7 +99,12 @@ export class RecordWriter {
   readonly #base: Omit<RecordHeader, 'completedAt' | 'head'>
   #written = 0
 
-  private constructor(fh: FileHandle, partial: string, final: string, base: Omit<RecordHeader, 'completedAt' | 'head'>) {
+  private constructor(
+    fh: FileHandle,
+    partial: string,
+    final: string,
+    base: Omit<RecordHeader, 'completedAt' | 'head'>,
+  ) {
     this.#fh = fh
     this.#partial = partial
     this.#final = final
@@ -101,7 +114,14 @@ export class RecordWriter {
   static async create(file: string, name: string, blockSize: number, size: number): Promise<RecordWriter> {
     const partial = `${file}.partial`
     const fh = await open(partial, constants.O_CREAT | constants.O_TRUNC | constants.O_WRONLY, 0o600)
-    const base = { name, blockSize, size, blocks: blockCount(size, blockSize), hash: 'xxh128' as const, createdAt: new Date().toISOString() }
+    const base = {
+      name,
+      blockSize,
+      size,
+      blocks: blockCount(size, blockSize),
+      hash: 'xxh128' as const,
+      createdAt: new Date().toISOString(),
+    }
     return new RecordWriter(fh, partial, file, base)
   }
 
@@ -118,11 +138,19 @@ export class RecordWriter {
 
   async commit(head?: HeadStamp): Promise<RecordHeader> {
     if (this.#written !== this.#base.blocks) {
-      throw new SnapferryError('INTERNAL', `record ${this.#final}: wrote ${this.#written} of ${this.#base.blocks} block hashes`)
+      throw new SnapferryError(
+        'INTERNAL',
+        `record ${this.#final}: wrote ${this.#written} of ${this.#base.blocks} block hashes`,
+      )
     }
-    const header: RecordHeader = { ...this.#base, completedAt: new Date().toISOString(), ...(head ? { head } : {}) }
+    const header: RecordHeader = {
+      ...this.#base,
+      completedAt: new Date().toISOString(),
+      ...(head ? { head } : {}),
+    }
     const text = `${MAGIC}${JSON.stringify(header)}`
-    if (Buffer.byteLength(text) >= RECORD_HEADER_BYTES) throw new SnapferryError('INTERNAL', 'record header too large')
+    if (Buffer.byteLength(text) >= RECORD_HEADER_BYTES)
+      throw new SnapferryError('INTERNAL', 'record header too large')
     const hb = Buffer.alloc(RECORD_HEADER_BYTES, 0x20)
     hb.write(text, 0, 'utf8')
     hb[RECORD_HEADER_BYTES - 1] = 0x0a

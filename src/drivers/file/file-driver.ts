@@ -100,7 +100,12 @@ export class FileDriver implements VolumeDriver {
         out.push({ name: r.header.name, complete: true, size: r.header.size, createdAt: r.header.createdAt })
       } else if (f.endsWith('.pending') && isOwnSnapshot(f)) {
         const info = JSON.parse(await readFile(path.join(dir, f), 'utf8')) as { createdAt: string }
-        out.push({ name: f.slice(0, -'.pending'.length), complete: false, size: 0, createdAt: info.createdAt })
+        out.push({
+          name: f.slice(0, -'.pending'.length),
+          complete: false,
+          size: 0,
+          createdAt: info.createdAt,
+        })
       }
     }
     return out
@@ -116,12 +121,16 @@ export class FileDriver implements VolumeDriver {
     }
     const dir = await this.#dir()
     await mkdir(dir, { recursive: true })
-    await writeFile(path.join(dir, `${name}.pending`), JSON.stringify({ createdAt: new Date().toISOString() }))
+    await writeFile(
+      path.join(dir, `${name}.pending`),
+      JSON.stringify({ createdAt: new Date().toISOString() }),
+    )
   }
 
   async deleteSnapshot(name: string): Promise<void> {
     assertOwnSnapshotName(name, this.#label)
-    for (const ext of ['.rec', '.rec.partial', '.pending']) await rm(await this.#file(name, ext), { force: true })
+    for (const ext of ['.rec', '.rec.partial', '.pending'])
+      await rm(await this.#file(name, ext), { force: true })
   }
 
   async exportDiff(req: ExportRequest, sink: Writable): Promise<ExportResult> {
@@ -131,10 +140,14 @@ export class FileDriver implements VolumeDriver {
     const to = snaps.find((s) => s.name === req.toSnap)
     if (!to) throw this.#missing(req.toSnap, 'end')
     if (to.complete) {
-      throw new SnapferryError('SNAPSHOT_EXISTS', `snapshot '${req.toSnap}' on ${this.#label} was already exported`, {
-        hint: 'the file driver records a snapshot while exporting it, so it cannot export it twice: create a new snapshot',
-        details: { volume: this.#label, snapshot: req.toSnap },
-      })
+      throw new SnapferryError(
+        'SNAPSHOT_EXISTS',
+        `snapshot '${req.toSnap}' on ${this.#label} was already exported`,
+        {
+          hint: 'the file driver records a snapshot while exporting it, so it cannot export it twice: create a new snapshot',
+          details: { volume: this.#label, snapshot: req.toSnap },
+        },
+      )
     }
     const from = req.fromSnap === undefined ? undefined : await this.#openRecord(req.fromSnap, 'start')
     const st = await statVolume(this.#opts.path)
@@ -148,7 +161,12 @@ export class FileDriver implements VolumeDriver {
     const fh = await open(this.#opts.path, 'r').catch((e) => {
       throw ioError(this.#opts.path, 'open', e)
     })
-    const writer = await RecordWriter.create(await this.#file(req.toSnap, '.rec'), req.toSnap, this.#opts.blockSize, st.size)
+    const writer = await RecordWriter.create(
+      await this.#file(req.toSnap, '.rec'),
+      req.toSnap,
+      this.#opts.blockSize,
+      st.size,
+    )
     const counters = { streamBytes: 0, dataBytes: 0, zeroBytes: 0, extents: 0, scannedBytes: 0 }
     try {
       const header = { fromSnap: req.fromSnap, toSnap: req.toSnap, size: st.size }
@@ -202,10 +220,14 @@ export class FileDriver implements VolumeDriver {
     }
     const snaps = await this.listSnapshots()
     if (snaps.some((s) => s.name === req.toSnap && s.complete)) {
-      throw new SnapferryError('SNAPSHOT_EXISTS', `end snapshot '${req.toSnap}' already exists on ${this.#label}`, {
-        hint: 'this delta was applied already; resume from that snapshot instead',
-        details: { volume: this.#label, snapshot: req.toSnap },
-      })
+      throw new SnapferryError(
+        'SNAPSHOT_EXISTS',
+        `end snapshot '${req.toSnap}' already exists on ${this.#label}`,
+        {
+          hint: 'this delta was applied already; resume from that snapshot instead',
+          details: { volume: this.#label, snapshot: req.toSnap },
+        },
+      )
     }
     const dir = await this.#dir()
     const marker = await this.#marker()
@@ -221,25 +243,42 @@ export class FileDriver implements VolumeDriver {
         }
       }
     } else if (st.exists && st.size > 0 && !req.overwrite && !(marker && marker.fromSnap === null)) {
-      throw new SnapferryError('VOLUME_EXISTS', `destination ${this.#label} already holds data and has no snapferry snapshot to continue from`, {
-        hint: 'move it away, or set `overwrite: true` on the destination if its contents may be replaced',
-        details: { volume: this.#label, path: this.#opts.path },
-      })
+      throw new SnapferryError(
+        'VOLUME_EXISTS',
+        `destination ${this.#label} already holds data and has no snapferry snapshot to continue from`,
+        {
+          hint: 'move it away, or set `overwrite: true` on the destination if its contents may be replaced',
+          details: { volume: this.#label, path: this.#opts.path },
+        },
+      )
     }
     if (st.kind === 'block-device' && st.size < h.size) {
       await from?.close()
-      throw new SnapferryError('VOLUME_TOO_SMALL', `block device ${this.#label} has ${st.size} bytes, the volume needs ${h.size}`, {
-        hint: 'give the destination a device at least as large as the source',
-        details: { volume: this.#label, deviceSize: st.size, needed: h.size },
-      })
+      throw new SnapferryError(
+        'VOLUME_TOO_SMALL',
+        `block device ${this.#label} has ${st.size} bytes, the volume needs ${h.size}`,
+        {
+          hint: 'give the destination a device at least as large as the source',
+          details: { volume: this.#label, deviceSize: st.size, needed: h.size },
+        },
+      )
     }
     await mkdir(dir, { recursive: true })
-    await this.#writeMarker({ fromSnap: req.fromSnap ?? null, toSnap: req.toSnap, startedAt: new Date().toISOString() })
+    await this.#writeMarker({
+      fromSnap: req.fromSnap ?? null,
+      toSnap: req.toSnap,
+      startedAt: new Date().toISOString(),
+    })
     const fresh = req.fromSnap === undefined && st.kind === 'file'
     const fh = await open(this.#opts.path, fresh ? 'w+' : 'r+').catch((e) => {
       throw ioError(this.#opts.path, 'open', e)
     })
-    const writer = await RecordWriter.create(await this.#file(req.toSnap, '.rec'), req.toSnap, this.#opts.blockSize, h.size)
+    const writer = await RecordWriter.create(
+      await this.#file(req.toSnap, '.rec'),
+      req.toSnap,
+      this.#opts.blockSize,
+      h.size,
+    )
     const counters = { dataBytes: 0, zeroBytes: 0, extents: 0 }
     let streamBytes = 0
     try {
@@ -285,7 +324,8 @@ export class FileDriver implements VolumeDriver {
 
   async checkHead(snap: string, signal?: AbortSignal): Promise<HeadState> {
     const rec = await this.#openRecord(snap, 'start').catch(() => undefined)
-    if (!rec) return { matches: false, reason: 'missing', detail: `snapshot '${snap}' has no complete record` }
+    if (!rec)
+      return { matches: false, reason: 'missing', detail: `snapshot '${snap}' has no complete record` }
     try {
       return await this.#checkHeadWith(rec, await this.#marker(), signal)
     } finally {
@@ -293,7 +333,11 @@ export class FileDriver implements VolumeDriver {
     }
   }
 
-  async #checkHeadWith(rec: RecordReader, marker: ApplyingMarker | undefined, signal?: AbortSignal): Promise<HeadState> {
+  async #checkHeadWith(
+    rec: RecordReader,
+    marker: ApplyingMarker | undefined,
+    signal?: AbortSignal,
+  ): Promise<HeadState> {
     if (marker) {
       return {
         matches: false,
@@ -327,14 +371,23 @@ export class FileDriver implements VolumeDriver {
 
   async checksum(at: 'head' | { readonly snapshot: string }, signal?: AbortSignal): Promise<ChecksumResult> {
     if (at !== 'head') {
-      throw new SnapferryError('SNAPSHOT_INCOMPLETE', `the file driver keeps no data of past snapshots, only of the head (${this.#label})`, {
-        hint: 'verify the head once the workload is stopped',
-      })
+      throw new SnapferryError(
+        'SNAPSHOT_INCOMPLETE',
+        `the file driver keeps no data of past snapshots, only of the head (${this.#label})`,
+        {
+          hint: 'verify the head once the workload is stopped',
+        },
+      )
     }
     const st = await statVolume(this.#opts.path)
     const hash = createHash('sha256')
     if (st.size > 0) {
-      const stream = createReadStream(this.#opts.path, { start: 0, end: st.size - 1, highWaterMark: 1 << 20, ...(signal ? { signal } : {}) })
+      const stream = createReadStream(this.#opts.path, {
+        start: 0,
+        end: st.size - 1,
+        highWaterMark: 1 << 20,
+        ...(signal ? { signal } : {}),
+      })
       await pipeline(stream, hash).catch((e) => {
         throw ioError(this.#opts.path, 'read', e)
       })
@@ -357,27 +410,40 @@ export class FileDriver implements VolumeDriver {
       throw new SnapferryError(
         'BLOCK_SIZE_MISMATCH',
         `snapshot '${snap}' of ${this.#label} was recorded with ${rec.header.blockSize}-byte blocks, the pipeline says ${this.#opts.blockSize}`,
-        { hint: `set blockSize: ${rec.header.blockSize} for this volume, or start over with abort --clean-snapshots` },
+        {
+          hint: `set blockSize: ${rec.header.blockSize} for this volume, or start over with abort --clean-snapshots`,
+        },
       )
     }
     return rec
   }
 
   #missing(snap: string, role: 'start' | 'end'): SnapferryError {
-    return new SnapferryError('SNAPSHOT_NOT_FOUND', `${role} snapshot '${snap}' does not exist on ${this.#label}`, {
-      hint: role === 'start' ? 'the destination lost the snapshot this delta builds on: run again so snapferry reconciles and, if needed, ships a new base' : 'create the snapshot before exporting it',
-      details: { volume: this.#label, snapshot: snap },
-    })
+    return new SnapferryError(
+      'SNAPSHOT_NOT_FOUND',
+      `${role} snapshot '${snap}' does not exist on ${this.#label}`,
+      {
+        hint:
+          role === 'start'
+            ? 'the destination lost the snapshot this delta builds on: run again so snapferry reconciles and, if needed, ships a new base'
+            : 'create the snapshot before exporting it',
+        details: { volume: this.#label, snapshot: snap },
+      },
+    )
   }
 
   #diverged(snap: string, head: Exclude<HeadState, { matches: true }>): SnapferryError {
-    return new SnapferryError('DEST_HEAD_DIVERGED', `destination ${this.#label} no longer equals snapshot '${snap}': ${head.detail}`, {
-      hint:
-        head.reason === 'interrupted-apply'
-          ? 'an earlier apply was interrupted; `snapferry run` repairs this automatically by re-sending the changed extents'
-          : 'something wrote to the destination; find out what, then run again with --repair-destination to overwrite the changes',
-      details: { volume: this.#label, snapshot: snap, reason: head.reason },
-    })
+    return new SnapferryError(
+      'DEST_HEAD_DIVERGED',
+      `destination ${this.#label} no longer equals snapshot '${snap}': ${head.detail}`,
+      {
+        hint:
+          head.reason === 'interrupted-apply'
+            ? 'an earlier apply was interrupted; `snapferry run` repairs this automatically by re-sending the changed extents'
+            : 'something wrote to the destination; find out what, then run again with --repair-destination to overwrite the changes',
+        details: { volume: this.#label, snapshot: snap, reason: head.reason },
+      },
+    )
   }
 
   async #marker(): Promise<ApplyingMarker | undefined> {

@@ -18,7 +18,8 @@ export async function statVolume(file: string): Promise<VolumeStat> {
   try {
     st = await stat(file, { bigint: true })
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return { exists: false, kind: 'file', size: 0, stamp: undefined }
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT')
+      return { exists: false, kind: 'file', size: 0, stamp: undefined }
     throw ioError(file, 'stat', e)
   }
   if (st.isBlockDevice()) {
@@ -79,7 +80,10 @@ export function ioError(file: string, action: string, e: unknown): SnapferryErro
     })
   }
   if (code === 'ENOENT') {
-    return new SnapferryError('VOLUME_NOT_FOUND', `cannot ${action} ${file}: no such file`, { cause: e, details: { path: file } })
+    return new SnapferryError('VOLUME_NOT_FOUND', `cannot ${action} ${file}: no such file`, {
+      cause: e,
+      details: { path: file },
+    })
   }
   return new SnapferryError('VOLUME_IO', `cannot ${action} ${file}: ${(e as Error).message}`, {
     cause: e,

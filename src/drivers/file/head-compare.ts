@@ -11,7 +11,12 @@ const READ_BYTES = 1 << 20
  * Extents (block-aligned, coalesced) where the head differs from the record. Blocks past the record's
  * size count as changed when they hold data (an interrupted apply may have grown the volume).
  */
-export async function headChanges(path: string, size: number, record: RecordReader, signal?: AbortSignal): Promise<Extent[]> {
+export async function headChanges(
+  path: string,
+  size: number,
+  record: RecordReader,
+  signal?: AbortSignal,
+): Promise<Extent[]> {
   const bs = record.header.blockSize
   const hasher = await blockHasher()
   const chunk = Math.max(bs, Math.floor(READ_BYTES / bs) * bs)
@@ -34,7 +39,9 @@ export async function headChanges(path: string, size: number, record: RecordRead
         const isZero = hasher.hashInto(buf.subarray(s, e), hashes, b * HASH_BYTES)
         const hasOld = (b + 1) * HASH_BYTES <= old.length
         const differs = hasOld
-          ? !hashes.subarray(b * HASH_BYTES, (b + 1) * HASH_BYTES).equals(old.subarray(b * HASH_BYTES, (b + 1) * HASH_BYTES))
+          ? !hashes
+              .subarray(b * HASH_BYTES, (b + 1) * HASH_BYTES)
+              .equals(old.subarray(b * HASH_BYTES, (b + 1) * HASH_BYTES))
           : !isZero
         // A record of a different size also differs in its last (partial) block.
         const partialEnd = hasOld && pos / bs + b === record.header.blocks - 1 && record.header.size !== size

@@ -4,7 +4,7 @@
  * Why this converges to an exact copy: docs/FILE-DRIVER.md.
  */
 import type { FileHandle } from 'node:fs/promises'
-import { encodeExtentHead, encodeHeaderV1, END_RECORD } from '../../delta-format/diff-encoder.js'
+import { END_RECORD, encodeExtentHead, encodeHeaderV1 } from '../../delta-format/diff-encoder.js'
 import type { DiffHeader } from '../../delta-format/diff-records.js'
 import { SnapferryError } from '../../errors/snapferry-error.js'
 import type { Extent } from '../volume-driver.js'
@@ -47,7 +47,8 @@ export async function* scanExport(input: ScanExportInput, c: ScanCounters): Asyn
   const include = [...input.include].sort((a, b) => a.offset - b.offset)
   let inc = 0
   const forced = (start: number, end: number): boolean => {
-    while (inc < include.length && (include[inc] as Extent).offset + (include[inc] as Extent).length <= start) inc++
+    while (inc < include.length && (include[inc] as Extent).offset + (include[inc] as Extent).length <= start)
+      inc++
     const e = include[inc]
     return e !== undefined && e.offset < end
   }
@@ -97,11 +98,15 @@ export async function* scanExport(input: ScanExportInput, c: ScanCounters): Asyn
       throw ioError(input.path, 'read', e)
     }
     if (got < len) {
-      throw new SnapferryError('VOLUME_IO', `${input.path} shrank while it was being read (expected ${size} bytes, ended at ${pos + got})`, {
-        hint: 'the volume was resized during the round; the next round will pick up the new size',
-        transient: true,
-        details: { path: input.path },
-      })
+      throw new SnapferryError(
+        'VOLUME_IO',
+        `${input.path} shrank while it was being read (expected ${size} bytes, ended at ${pos + got})`,
+        {
+          hint: 'the volume was resized during the round; the next round will pick up the new size',
+          transient: true,
+          details: { path: input.path },
+        },
+      )
     }
     return buf
   }
@@ -127,13 +132,23 @@ export async function* scanExport(input: ScanExportInput, c: ScanCounters): Asyn
       if (!hasOld) {
         // A base, or growth past the old size: the destination reads zeros there already.
         kind = isZero ? undefined : 'write'
-      } else if (!hashes.subarray(b * HASH_BYTES, (b + 1) * HASH_BYTES).equals(old.subarray(b * HASH_BYTES, (b + 1) * HASH_BYTES))) {
+      } else if (
+        !hashes
+          .subarray(b * HASH_BYTES, (b + 1) * HASH_BYTES)
+          .equals(old.subarray(b * HASH_BYTES, (b + 1) * HASH_BYTES))
+      ) {
         kind = isZero ? 'zero' : 'write'
       }
-      if (kind === undefined && include.length > 0 && forced(pos + start, pos + end)) kind = isZero ? 'zero' : 'write'
+      if (kind === undefined && include.length > 0 && forced(pos + start, pos + end))
+        kind = isZero ? 'zero' : 'write'
       const absStart = pos + start
       const absEnd = pos + end
-      if (kind !== undefined && kind === runKind && runEnd === absStart && (kind === 'zero' || runBuf === buf)) {
+      if (
+        kind !== undefined &&
+        kind === runKind &&
+        runEnd === absStart &&
+        (kind === 'zero' || runBuf === buf)
+      ) {
         runEnd = absEnd
       } else {
         yield* flush()

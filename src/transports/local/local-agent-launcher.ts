@@ -26,19 +26,26 @@ export class LocalAgentLauncher implements AgentLauncher {
     child.stderr.setEncoding('utf8')
     child.stderr.on('data', (s: string) => {
       stderrTail = (stderrTail + s).slice(-4000)
-      for (const line of s.split('\n')) if (line.trim()) this.#log.debug({ agent: 'local', line }, 'agent stderr')
+      for (const line of s.split('\n'))
+        if (line.trim()) this.#log.debug({ agent: 'local', line }, 'agent stderr')
     })
-    const exited = new Promise<{ code: number | null; signal: string | null; stderrTail: string }>((resolve) => {
-      child.on('exit', (code, signal) => resolve({ code, signal, stderrTail }))
-    })
+    const exited = new Promise<{ code: number | null; signal: string | null; stderrTail: string }>(
+      (resolve) => {
+        child.on('exit', (code, signal) => resolve({ code, signal, stderrTail }))
+      },
+    )
     await new Promise<void>((resolve, reject) => {
       child.once('spawn', resolve)
       child.once('error', (e) =>
         reject(
-          new SnapferryError('AGENT_START_FAILED', `cannot start the local agent (${this.#entry}): ${e.message}`, {
-            cause: e,
-            hint: 'run `npm run build` so dist/agents/snapferry-agent.js exists',
-          }),
+          new SnapferryError(
+            'AGENT_START_FAILED',
+            `cannot start the local agent (${this.#entry}): ${e.message}`,
+            {
+              cause: e,
+              hint: 'run `npm run build` so dist/agents/snapferry-agent.js exists',
+            },
+          ),
         ),
       )
     })

@@ -61,15 +61,23 @@ describe('rbd diff v1 encoding', () => {
         off += randInt(rnd, 0, 20_000)
         if (off >= size) break
         const len = Math.min(randInt(rnd, 1, 30_000), size - off)
-        recs.push(rnd() < 0.3 ? { kind: 'zero', offset: off, length: len } : { kind: 'write', offset: off, data: randomBytes(rnd, len) })
+        recs.push(
+          rnd() < 0.3
+            ? { kind: 'zero', offset: off, length: len }
+            : { kind: 'write', offset: off, data: randomBytes(rnd, len) },
+        )
         off += len
       }
-      const header: DiffHeader = rnd() < 0.5 ? { size } : { fromSnap: `s${seed}`, toSnap: `s${seed + 1}`, size }
+      const header: DiffHeader =
+        rnd() < 0.5 ? { size } : { fromSnap: `s${seed}`, toSnap: `s${seed + 1}`, size }
       const bytes = await encode(header, recs)
       const got = await decodeAll(bytes, randInt(rnd, 0, 5000))
       expect(got.header, `seed ${seed}`).toEqual(header)
       const base = randomBytes(rnd, randInt(rnd, 0, size))
-      expect(applyToBuffer(base, got.header, got.records).equals(applyToBuffer(base, header, recs)), `seed ${seed}`).toBe(true)
+      expect(
+        applyToBuffer(base, got.header, got.records).equals(applyToBuffer(base, header, recs)),
+        `seed ${seed}`,
+      ).toBe(true)
     }
   })
 })
@@ -80,7 +88,9 @@ describe('rbd diff v1 decoding rejects corrupt input with the byte offset', () =
   it('bad banner', async () => {
     const e = await decodeError(Buffer.from('rbd diff v9\n\x73'))
     expect(e.code).toBe('DIFF_BAD_BANNER')
-    expect(e.message).toBe(`not an rbd diff: expected the 'rbd diff v1 or v2' banner, found "rbd diff v9\\n" (at byte 0 of the diff stream)`)
+    expect(e.message).toBe(
+      `not an rbd diff: expected the 'rbd diff v1 or v2' banner, found "rbd diff v9\\n" (at byte 0 of the diff stream)`,
+    )
   })
 
   it('empty stream', async () => {
@@ -98,18 +108,30 @@ describe('rbd diff v1 decoding rejects corrupt input with the byte offset', () =
   it('missing end record', async () => {
     const e = await decodeError(header)
     expect(e.code).toBe('DIFF_TRUNCATED')
-    expect(e.message).toBe("stream ends where a header record was expected (at byte 21 of the diff stream)")
+    expect(e.message).toBe('stream ends where a header record was expected (at byte 21 of the diff stream)')
   })
 
   it('out-of-order extents', async () => {
-    const bytes = Buffer.concat([header, encodeExtentHead('zero', 8192, 4096), encodeExtentHead('zero', 4096, 10), Buffer.from('e')])
+    const bytes = Buffer.concat([
+      header,
+      encodeExtentHead('zero', 8192, 4096),
+      encodeExtentHead('zero', 4096, 10),
+      Buffer.from('e'),
+    ])
     const e = await decodeError(bytes)
     expect(e.code).toBe('DIFF_OUT_OF_ORDER')
-    expect(e.message).toBe('extent at 4096 starts before the previous extent ends (12288) (at byte 38 of the diff stream)')
+    expect(e.message).toBe(
+      'extent at 4096 starts before the previous extent ends (12288) (at byte 38 of the diff stream)',
+    )
   })
 
   it('overlapping extents', async () => {
-    const bytes = Buffer.concat([header, encodeExtentHead('zero', 0, 4096), encodeExtentHead('zero', 4095, 10), Buffer.from('e')])
+    const bytes = Buffer.concat([
+      header,
+      encodeExtentHead('zero', 0, 4096),
+      encodeExtentHead('zero', 4095, 10),
+      Buffer.from('e'),
+    ])
     expect((await decodeError(bytes)).code).toBe('DIFF_OUT_OF_ORDER')
   })
 
@@ -117,7 +139,9 @@ describe('rbd diff v1 decoding rejects corrupt input with the byte offset', () =
     const bytes = Buffer.concat([header, encodeExtentHead('write', 0, 2 ** 52), Buffer.alloc(10)])
     const e = await decodeError(bytes)
     expect(e.code).toBe('DIFF_BAD_RECORD')
-    expect(e.message).toBe(`extent 0+${2 ** 52} extends past the image size 1048576 (at byte 21 of the diff stream)`)
+    expect(e.message).toBe(
+      `extent 0+${2 ** 52} extends past the image size 1048576 (at byte 21 of the diff stream)`,
+    )
   })
 
   it('a length beyond 2^53 is reported as absurd', async () => {
@@ -141,10 +165,16 @@ describe('rbd diff v1 decoding rejects corrupt input with the byte offset', () =
   })
 
   it('data record before the size record', async () => {
-    const bytes = Buffer.concat([Buffer.from('rbd diff v1\n'), encodeExtentHead('zero', 0, 1), Buffer.from('e')])
+    const bytes = Buffer.concat([
+      Buffer.from('rbd diff v1\n'),
+      encodeExtentHead('zero', 0, 1),
+      Buffer.from('e'),
+    ])
     const e = await decodeError(bytes)
     expect(e.code).toBe('DIFF_BAD_RECORD')
-    expect(e.message).toBe("no image size ('s') record before the first data record (at byte 12 of the diff stream)")
+    expect(e.message).toBe(
+      "no image size ('s') record before the first data record (at byte 12 of the diff stream)",
+    )
   })
 
   it('absurd snapshot-name length', async () => {

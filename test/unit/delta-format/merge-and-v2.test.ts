@@ -15,7 +15,11 @@ function randomRecords(rnd: () => number, size: number, max: number): DataRecord
     off += randInt(rnd, 0, Math.max(1, size / 8))
     if (off >= size) break
     const len = Math.min(randInt(rnd, 1, Math.max(1, size / 6)), size - off)
-    recs.push(rnd() < 0.3 ? { kind: 'zero', offset: off, length: len } : { kind: 'write', offset: off, data: randomBytes(rnd, len) })
+    recs.push(
+      rnd() < 0.3
+        ? { kind: 'zero', offset: off, length: len }
+        : { kind: 'write', offset: off, data: randomBytes(rnd, len) },
+    )
     off += len
   }
   return recs
@@ -72,8 +76,14 @@ const le64 = (n: number) => {
 }
 const str = (s: string) => Buffer.concat([Buffer.from([s.length, 0, 0, 0]), Buffer.from(s)])
 
-function v2Diff(opts: { from?: string; to?: string; size: number; writes: [number, Buffer][]; protectedQuirk?: boolean }): Buffer {
-  const parts = [Buffer.from('rbd diff v2\n')]
+function v2Diff(opts: {
+  from?: string
+  to?: string
+  size: number
+  writes: [number, Buffer][]
+  protectedQuirk?: boolean
+}): Buffer {
+  const parts: Buffer[] = [Buffer.from('rbd diff v2\n')]
   if (opts.from) parts.push(v2Record('f', str(opts.from)))
   if (opts.to) {
     parts.push(v2Record('t', str(opts.to)))
@@ -81,7 +91,8 @@ function v2Diff(opts: { from?: string; to?: string; size: number; writes: [numbe
     parts.push(Buffer.concat([Buffer.from('p'), le64(opts.protectedQuirk ? 8 : 1), Buffer.from([0])]))
   }
   parts.push(v2Record('s', le64(opts.size)))
-  for (const [off, data] of opts.writes) parts.push(v2Record('w', Buffer.concat([le64(off), le64(data.length), data])))
+  for (const [off, data] of opts.writes)
+    parts.push(v2Record('w', Buffer.concat([le64(off), le64(data.length), data])))
   parts.push(v2Record('X', Buffer.from('unknown tags are skipped')))
   parts.push(Buffer.from('e'))
   return Buffer.concat(parts)
@@ -89,7 +100,13 @@ function v2Diff(opts: { from?: string; to?: string; size: number; writes: [numbe
 
 describe('rbd diff v2 and rbd image v2', () => {
   it('decodes a v2 diff with the p-record quirk and skips unknown tags', async () => {
-    const bytes = v2Diff({ from: 'a', to: 'b', size: 100, writes: [[10, Buffer.from('xyz')]], protectedQuirk: true })
+    const bytes = v2Diff({
+      from: 'a',
+      to: 'b',
+      size: 100,
+      writes: [[10, Buffer.from('xyz')]],
+      protectedQuirk: true,
+    })
     const d = await decodeDiff(fromBuffers([bytes], 5))
     expect(d.version).toBe(2)
     expect(d.header).toEqual({ fromSnap: 'a', toSnap: 'b', size: 100, protected: false })
@@ -113,8 +130,14 @@ describe('rbd diff v2 and rbd image v2', () => {
       v2Diff({ from: 's1', size: 64, writes: [[5, Buffer.from('-second')]] }),
     ])
     const decoded = await decodeImageV2(fromBuffers([img], 7))
-    expect(decoded.header).toEqual({ order: 22, features: 61n, stripeUnit: 4 << 20, stripeCount: 1, meta: [['conf_rbd_cache', 'false']] })
-    let image = Buffer.alloc(0)
+    expect(decoded.header).toEqual({
+      order: 22,
+      features: 61n,
+      stripeUnit: 4 << 20,
+      stripeCount: 1,
+      meta: [['conf_rbd_cache', 'false']],
+    })
+    let image: Buffer = Buffer.alloc(0)
     const snaps: (string | undefined)[] = []
     for await (const d of decodeImageV2Diffs(decoded)) {
       image = applyToBuffer(image, d.header, d.records)
@@ -127,7 +150,9 @@ describe('rbd diff v2 and rbd image v2', () => {
   it('rejects a truncated image stream with the byte offset', async () => {
     const img = Buffer.concat([Buffer.from('rbd image v2\n'), v2Record('O', le64(22)).subarray(0, 5)])
     await expect(decodeImageV2(fromBuffers([img]))).rejects.toThrowError(SnapferryError)
-    await expect(decodeImageV2(fromBuffers([img]))).rejects.toThrowError('stream ends inside a record length (at byte 14 of the diff stream)')
+    await expect(decodeImageV2(fromBuffers([img]))).rejects.toThrowError(
+      'stream ends inside a record length (at byte 14 of the diff stream)',
+    )
   })
 })
 

@@ -26,7 +26,8 @@ it('stays byte-identical over 40 seeded scenarios of 8 rounds each', async () =>
           const off = randInt(rnd, 0, Math.max(0, size - 1))
           const len = randInt(rnd, 1, 70_000)
           const kind = rnd()
-          const data = kind < 0.25 ? Buffer.alloc(len) : kind < 0.35 ? Buffer.alloc(len, 0xff) : randomBytes(rnd, len)
+          const data =
+            kind < 0.25 ? Buffer.alloc(len) : kind < 0.35 ? Buffer.alloc(len, 0xff) : randomBytes(rnd, len)
           await fh.write(data, 0, len, off)
         }
         await fh.close()

@@ -32,7 +32,7 @@ export interface RunPipelineOptions {
 }
 
 export interface RunPipelineResult {
-  readonly cutover: RunbookResult | undefined
+  readonly cutover: RunbookResult
   readonly prediction: Prediction | undefined
   readonly rounds: number
 }
@@ -90,13 +90,10 @@ export async function runPipeline(cfg: PipelineConfig, o: RunPipelineOptions): P
       }
       prediction = lastPrediction(history)
     }
-    if (o.mode === 'cutover' || cfg.convergence.whenConverged === 'cutover' || o.cutoverWhenConverged) {
-      const c = await runCutover(ctx, states, prediction ?? null)
-      await journal.append({ type: 'run-finished', exitCode: c.result.status === 'ok' ? 0 : 1 })
-      return { cutover: c.result, prediction, rounds: rounds.length }
-    }
-    await journal.append({ type: 'run-finished', exitCode: 0 })
-    return { cutover: undefined, prediction, rounds: rounds.length }
+    // converge() returns only when it is time to cut over (converged, stall policy, or operator request).
+    const c = await runCutover(ctx, states, prediction ?? null)
+    await journal.append({ type: 'run-finished', exitCode: c.result.status === 'ok' ? 0 : 1 })
+    return { cutover: c.result, prediction, rounds: rounds.length }
   } catch (e) {
     const err = o.signal.aborted
       ? new SnapferryError('ABORTED', 'the run was interrupted', { cause: e })

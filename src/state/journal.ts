@@ -10,6 +10,12 @@ import type { JournalEntry, JournalEvent } from './journal-entries.js'
 
 export const JOURNAL_FILE = 'journal.jsonl'
 
+/**
+ * Testing knob: SIGKILL this process right after journal entry number N is on disk, to prove that a
+ * run resumes correctly from a kill at every journaled step (test/integration/resume-after-kill.test.ts).
+ */
+const CRASH_AT_SEQ = Number(process.env.SNAPFERRY_CRASH_AT_JOURNAL_SEQ ?? 0)
+
 export class Journal {
   readonly file: string
   readonly #fh: FileHandle
@@ -43,6 +49,7 @@ export class Journal {
     const p = this.#tail.then(async () => {
       await this.#fh.write(line)
       await this.#fh.datasync()
+      if (entry.seq === CRASH_AT_SEQ) process.kill(process.pid, 'SIGKILL')
     })
     this.#tail = p.catch(() => {})
     return p.then(() => entry)

@@ -28,7 +28,6 @@ export async function runRun(
       log,
       signal: interruptSignal(),
     })
-    if (!r.cutover) return EXIT.OK
     const predicted = r.prediction ? `, predicted ${formatDuration(r.prediction.windowMs)}` : ''
     if (r.cutover.status === 'ok') {
       out.line(`cutover done: downtime ${formatDuration(r.cutover.downtimeMs)}${predicted}`)

@@ -152,7 +152,9 @@ function decisionName(d: Decision): string {
 }
 
 export function describePrediction(p: Prediction): string {
-  const link = Number.isFinite(p.linkBytesPerSecond) ? formatRate(p.linkBytesPerSecond) : 'a link not measured yet'
+  const link = Number.isFinite(p.linkBytesPerSecond)
+    ? formatRate(p.linkBytesPerSecond)
+    : 'a link not measured yet'
   return `window ${formatDuration(p.windowMs)} (final delta ~${formatBytes(p.finalDeltaBytes)} at ${link}, round ${formatDuration(p.finalRoundMs)}, verify ${formatDuration(p.verifyMs)}, hooks ${formatDuration(p.beforeHooksMs + p.afterHooksMs)}); dirty ${formatRate(p.dirtyBytesPerSecond)}`
 }
 

@@ -17,18 +17,31 @@ export interface CliResult {
   readonly stderr: string
 }
 
-export function snapferry(args: readonly string[], env: Record<string, string> = {}, timeoutMs = 120_000): Promise<CliResult> {
+export function snapferry(
+  args: readonly string[],
+  env: Record<string, string> = {},
+  timeoutMs = 120_000,
+): Promise<CliResult> {
   return new Promise((resolve) => {
-    execFile(process.execPath, [CLI_ENTRY, ...args], { cwd: REPO_ROOT, env: { ...process.env, ...env }, timeout: timeoutMs, maxBuffer: 16 << 20 }, (err, stdout, stderr) => {
-      const code = err ? ((err as { code?: number }).code ?? null) : 0
-      resolve({ code: typeof code === 'number' ? code : null, stdout, stderr })
-    })
+    execFile(
+      process.execPath,
+      [CLI_ENTRY, ...args],
+      { cwd: REPO_ROOT, env: { ...process.env, ...env }, timeout: timeoutMs, maxBuffer: 16 << 20 },
+      (err, stdout, stderr) => {
+        const code = err ? ((err as { code?: number }).code ?? null) : 0
+        resolve({ code: typeof code === 'number' ? code : null, stdout, stderr })
+      },
+    )
   })
 }
 
 /** Start the CLI and return the child (for tests that kill it or talk to it while it runs). */
 export function snapferrySpawn(args: readonly string[], env: Record<string, string> = {}) {
-  return spawn(process.execPath, [CLI_ENTRY, ...args], { cwd: REPO_ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
+  return spawn(process.execPath, [CLI_ENTRY, ...args], {
+    cwd: REPO_ROOT,
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
 }
 
 export async function sha256File(file: string): Promise<string> {
@@ -49,7 +62,12 @@ export interface Scenario {
 }
 
 /** A source image with seeded content and a pipeline moving it to dst; `extra` is appended YAML. */
-export async function scenario(opts: { size: number; blockSize?: string; extra?: string; name?: string }): Promise<Scenario> {
+export async function scenario(opts: {
+  size: number
+  blockSize?: string
+  extra?: string
+  name?: string
+}): Promise<Scenario> {
   const dir = await mkdtemp(path.join(tmpdir(), 'sf-e2e-'))
   const src = path.join(dir, 'src.img')
   const dst = path.join(dir, 'dst.img')
@@ -67,7 +85,12 @@ export async function scenario(opts: { size: number; blockSize?: string; extra?:
       const fh = await open(src, 'r+')
       for (let i = 0; i < writes; i++) {
         const len = randInt(rnd, 1, 200_000)
-        await fh.write(rnd() < 0.2 ? Buffer.alloc(len) : randomBytes(rnd, len), 0, len, randInt(rnd, 0, opts.size - len))
+        await fh.write(
+          rnd() < 0.2 ? Buffer.alloc(len) : randomBytes(rnd, len),
+          0,
+          len,
+          randInt(rnd, 0, opts.size - len),
+        )
       }
       await fh.close()
     },

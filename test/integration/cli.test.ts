@@ -7,7 +7,9 @@ import { EXIT } from '../../src/cli/exit-codes.js'
 import { type Scenario, scenario, sha256File, snapferry, snapferrySpawn } from '../helpers/cli.js'
 
 const MiB = 1 << 20
-const converge = (extra = '') => `convergence: { targetDowntime: 1m, minRounds: 1, roundInterval: 0s, whenConverged: cutover }
+const converge = (
+  extra = '',
+) => `convergence: { targetDowntime: 1m, minRounds: 1, roundInterval: 0s, whenConverged: cutover }
 ${extra}`
 
 let s: Scenario | undefined
@@ -20,7 +22,9 @@ describe('snapferry validate', () => {
   it('exit 0 and a one-line summary for a good pipeline', async () => {
     const r = await snapferry(['validate', 'examples/demo/pipeline.yaml', 'pipelines/raw-image-move.yaml'])
     expect(r.code).toBe(EXIT.OK)
-    expect(r.stdout).toContain("ok: examples/demo/pipeline.yaml: pipeline 'demo', 1 volume (disk: file→file); target downtime 5.00 s")
+    expect(r.stdout).toContain(
+      "ok: examples/demo/pipeline.yaml: pipeline 'demo', 1 volume (disk: file→file); target downtime 5.00 s",
+    )
     expect(r.stdout.split('\n').filter(Boolean)).toHaveLength(2)
   })
 
@@ -51,15 +55,31 @@ describe('snapferry run / status', () => {
     const st = await snapferry(['status', '--json', s.pipeline])
     expect(st.code).toBe(EXIT.OK)
     const j = JSON.parse(st.stdout)
-    expect(Object.keys(j).sort()).toEqual(['cutover', 'lastError', 'lastPrediction', 'phase', 'pipeline', 'rounds', 'running', 'volumes'])
+    expect(Object.keys(j).sort()).toEqual([
+      'cutover',
+      'lastError',
+      'lastPrediction',
+      'phase',
+      'pipeline',
+      'rounds',
+      'running',
+      'volumes',
+    ])
     expect(j.phase).toBe('done')
     expect(j.running).toBeNull()
     expect(j.rounds.map((x: { kind: string }) => x.kind)).toEqual(['base', 'delta', 'delta'])
     expect(j.cutover.status).toBe('ok')
-    expect(j.cutover.steps.map((x: { name: string; status: string }) => `${x.name}:${x.status}`)).toEqual(['final-delta:ok', 'verify:ok'])
-    expect(j.volumes).toEqual([{ name: 'disk', lastSnapshot: expect.stringMatching(/^snapferry-0002-/), rounds: 3 }])
+    expect(j.cutover.steps.map((x: { name: string; status: string }) => `${x.name}:${x.status}`)).toEqual([
+      'final-delta:ok',
+      'verify:ok',
+    ])
+    expect(j.volumes).toEqual([
+      { name: 'disk', lastSnapshot: expect.stringMatching(/^snapferry-0002-/), rounds: 3 },
+    ])
     const human = await snapferry(['status', s.pipeline])
-    expect(human.stdout).toMatch(/^pipeline e2e: done\n {2}volume disk: 3 rounds, last snapshot snapferry-0002-/)
+    expect(human.stdout).toMatch(
+      /^pipeline e2e: done\n {2}volume disk: 3 rounds, last snapshot snapferry-0002-/,
+    )
   })
 
   it('exit 6 while another run holds the lock', async () => {
@@ -67,10 +87,15 @@ describe('snapferry run / status', () => {
     const { mkdir } = await import('node:fs/promises')
     await mkdir(s.stateDir, { recursive: true })
     const { hostname } = await import('node:os')
-    await writeFile(path.join(s.stateDir, 'lock'), JSON.stringify({ pid: process.pid, host: hostname(), startedAt: 'now', command: 'run x' }))
+    await writeFile(
+      path.join(s.stateDir, 'lock'),
+      JSON.stringify({ pid: process.pid, host: hostname(), startedAt: 'now', command: 'run x' }),
+    )
     const r = await snapferry(['run', s.pipeline])
     expect(r.code).toBe(EXIT.LOCKED)
-    expect(r.stderr).toContain(`error PIPELINE_LOCKED: pipeline 'e2e' is busy: \`snapferry run x\` runs as pid ${process.pid}`)
+    expect(r.stderr).toContain(
+      `error PIPELINE_LOCKED: pipeline 'e2e' is busy: \`snapferry run x\` runs as pid ${process.pid}`,
+    )
   })
 })
 
@@ -90,7 +115,7 @@ describe('cutover runbook through the CLI', () => {
     const before = await sha256File(s.src)
     const r = await snapferry(['run', s.pipeline])
     expect(r.code).toBe(EXIT.ROLLED_BACK)
-    expect(r.stdout).toContain("failed  before:stop-vm")
+    expect(r.stdout).toContain('failed  before:stop-vm')
     expect(r.stdout).toContain("before hook 'stop-vm' exited with status 3")
     expect(r.stdout).toContain('not-run final-delta')
     expect(r.stdout).toContain('ok      rollback:restart-source')
@@ -118,14 +143,20 @@ describe('cutover runbook through the CLI', () => {
   })
 
   it('a hook that hangs is killed at its timeout', async () => {
-    s = await scenario({ size: MiB, extra: converge(`cutover:\n  before:\n    - { name: hang, run: 'sleep 30', timeout: 300ms }`) })
+    s = await scenario({
+      size: MiB,
+      extra: converge(`cutover:\n  before:\n    - { name: hang, run: 'sleep 30', timeout: 300ms }`),
+    })
     const r = await snapferry(['run', s.pipeline])
     expect(r.code).toBe(EXIT.ROLLED_BACK)
     expect(r.stdout).toContain("before hook 'hang' timed out after 300 ms")
   })
 
   it('--dry-run prints the runbook and touches nothing; plan shows the volumes', async () => {
-    s = await scenario({ size: MiB, extra: converge(`cutover:\n  before:\n    - { name: stop, run: [virsh, shutdown, web01] }`) })
+    s = await scenario({
+      size: MiB,
+      extra: converge(`cutover:\n  before:\n    - { name: stop, run: [virsh, shutdown, web01] }`),
+    })
     const d = await snapferry(['cutover', '--dry-run', s.pipeline])
     expect(d.code).toBe(EXIT.OK)
     expect(d.stdout).toContain('  before:stop: ["virsh","shutdown","web01"] (timeout 1m00s)')
@@ -137,14 +168,18 @@ describe('cutover runbook through the CLI', () => {
   })
 
   it('whenConverged: hold keeps the copy warm until `snapferry cutover`', async () => {
-    s = await scenario({ size: 4 * MiB, extra: 'convergence: { targetDowntime: 1m, minRounds: 1, whenConverged: hold, holdInterval: 300ms }' })
+    s = await scenario({
+      size: 4 * MiB,
+      extra: 'convergence: { targetDowntime: 1m, minRounds: 1, whenConverged: hold, holdInterval: 300ms }',
+    })
     const run = snapferrySpawn(['run', s.pipeline])
     let out = ''
     run.stdout.on('data', (b: Buffer) => {
       out += b.toString()
     })
     const exited = new Promise<number | null>((r) => run.on('exit', (c) => r(c)))
-    for (let i = 0; i < 200 && !out.includes('converged: holding'); i++) await new Promise((r) => setTimeout(r, 100))
+    for (let i = 0; i < 200 && !out.includes('converged: holding'); i++)
+      await new Promise((r) => setTimeout(r, 100))
     expect(out).toContain('converged: holding the destination warm')
     await s.scribble(3, 20)
     const c = await snapferry(['cutover', s.pipeline])

@@ -19,9 +19,12 @@ afterEach(async () => {
 })
 
 async function startWriter(sc: Scenario, rate: number) {
-  writer = spawn(process.execPath, [WRITER, sc.src, String(rate), path.join(sc.dir, 'writer.pid')], { stdio: 'ignore' })
+  writer = spawn(process.execPath, [WRITER, sc.src, String(rate), path.join(sc.dir, 'writer.pid')], {
+    stdio: 'ignore',
+  })
   const { existsSync } = await import('node:fs')
-  for (let i = 0; i < 100 && !existsSync(path.join(sc.dir, 'writer.pid')); i++) await new Promise((r) => setTimeout(r, 20))
+  for (let i = 0; i < 100 && !existsSync(path.join(sc.dir, 'writer.pid')); i++)
+    await new Promise((r) => setTimeout(r, 20))
 }
 
 const stopHook = (dir: string) => `cutover:
@@ -32,7 +35,10 @@ it('converges under a live writer, stops it in the before hook, and the copy is 
   s = await scenario({ size: 96 * MiB, blockSize: '4KiB' })
   await s.scribble(9, 200)
   const { appendFile } = await import('node:fs/promises')
-  await appendFile(s.pipeline, `convergence: { targetDowntime: 3s, minRounds: 3, roundInterval: 300ms, whenConverged: cutover }\n${stopHook(s.dir)}\n`)
+  await appendFile(
+    s.pipeline,
+    `convergence: { targetDowntime: 3s, minRounds: 3, roundInterval: 300ms, whenConverged: cutover }\n${stopHook(s.dir)}\n`,
+  )
   await startWriter(s, 1 * MiB)
   const r = await snapferry(['run', s.pipeline])
   expect(r.code, r.stderr).toBe(EXIT.OK)
@@ -51,16 +57,26 @@ it('a workload that outruns the link: exit 3 with the numbers; onStall: cutover 
   s = await scenario({ size: 12 * MiB, blockSize: '64KiB' })
   const { appendFile, writeFile, readFile } = await import('node:fs/promises')
   const base = await readFile(s.pipeline, 'utf8')
-  await appendFile(s.pipeline, 'transport: { bandwidth: 4MiB/s }\nconvergence: { targetDowntime: 100ms, stallRounds: 2, maxRounds: 8, onStall: fail, whenConverged: cutover }\n')
+  await appendFile(
+    s.pipeline,
+    'transport: { bandwidth: 4MiB/s }\nconvergence: { targetDowntime: 100ms, stallRounds: 2, maxRounds: 8, onStall: fail, whenConverged: cutover }\n',
+  )
   await startWriter(s, 3 * MiB) // 4 KiB writes into 64 KiB blocks: ~16x more to ship than written
   const r = await snapferry(['run', s.pipeline])
   expect(r.code).toBe(EXIT.NOT_CONVERGED)
-  expect(r.stderr).toMatch(/^error (CONVERGENCE_STALLED: not converging: deltas stopped shrinking: the last 2 rounds shipped [\d.]+ MiB, [\d.]+ MiB; the workload dirties [\d.]+ MiB\/s and the link drains [\d.]+ MiB\/s|MAX_ROUNDS_REACHED: not converging: reached maxRounds \(8\))/)
+  expect(r.stderr).toMatch(
+    /^error (CONVERGENCE_STALLED: not converging: deltas stopped shrinking: the last 2 rounds shipped [\d.]+ MiB, [\d.]+ MiB; the workload dirties [\d.]+ MiB\/s and the link drains [\d.]+ MiB\/s|MAX_ROUNDS_REACHED: not converging: reached maxRounds \(8\))/,
+  )
   expect(r.stderr).toContain('hint: raise the bandwidth limit, slow the workload')
 
-  await writeFile(s.pipeline, `${base}transport: { bandwidth: 4MiB/s }\nconvergence: { targetDowntime: 100ms, stallRounds: 2, maxRounds: 8, onStall: cutover, whenConverged: cutover }\n${stopHook(s.dir)}\n`)
+  await writeFile(
+    s.pipeline,
+    `${base}transport: { bandwidth: 4MiB/s }\nconvergence: { targetDowntime: 100ms, stallRounds: 2, maxRounds: 8, onStall: cutover, whenConverged: cutover }\n${stopHook(s.dir)}\n`,
+  )
   const again = await snapferry(['run', s.pipeline])
   expect(again.code, again.stderr).toBe(EXIT.OK)
-  expect(again.stdout).toContain('not converging; cutting over anyway as the pipeline says (onStall: cutover)')
+  expect(again.stdout).toContain(
+    'not converging; cutting over anyway as the pipeline says (onStall: cutover)',
+  )
   expect(await sha256File(s.dst)).toBe(await sha256File(s.src))
 }, 180_000)

@@ -21,7 +21,10 @@ function assertBaseOnce(j: readonly JournalEntry[], label: string) {
   expect(baseDone, label).toBeGreaterThanOrEqual(0)
   const laterBases = j.slice(baseDone + 1).filter((e) => e.type === 'transfer-started' && e.from === null)
   expect(laterBases, `${label}: a base was shipped again after a shared snapshot existed`).toEqual([])
-  expect(j.filter((e) => e.type === 'round-completed' && e.stats.fromSnap === null), label).toHaveLength(1)
+  expect(
+    j.filter((e) => e.type === 'round-completed' && e.stats.fromSnap === null),
+    label,
+  ).toHaveLength(1)
 }
 
 it('resumes correctly after a kill at every journaled step', async () => {
@@ -76,7 +79,10 @@ it('a kill in the middle of a transfer is repaired on the next run', async () =>
     // Now a kill in the middle of a delta: the next run must re-send the half-applied extents.
     await s.scribble(6, 400)
     const { writeFile } = await import('node:fs/promises')
-    await writeFile(s.pipeline, (await import('node:fs')).readFileSync(s.pipeline, 'utf8').replace('minRounds: 2', 'minRounds: 3'))
+    await writeFile(
+      s.pipeline,
+      (await import('node:fs')).readFileSync(s.pipeline, 'utf8').replace('minRounds: 2', 'minRounds: 3'),
+    )
     const run2 = snapferrySpawn(['run', s.pipeline])
     const before = (await s.journal()).length
     for (let i = 0; i < 400; i++) {
@@ -89,7 +95,9 @@ it('a kill in the middle of a transfer is repaired on the next run', async () =>
     await new Promise((r) => run2.on('exit', r))
     const third = await snapferry(['run', s.pipeline])
     expect(third.code, third.stderr).toBe(EXIT.OK)
-    expect(third.stdout).toMatch(/volume disk: resuming from snapferry-\d+-\S+ \(repairing \d+ interrupted extents\)/)
+    expect(third.stdout).toMatch(
+      /volume disk: resuming from snapferry-\d+-\S+ \(repairing \d+ interrupted extents\)/,
+    )
     const reconciled = (await s.journal()).filter((e) => e.type === 'reconciled').at(-1)
     expect(reconciled?.type === 'reconciled' && reconciled.repair).toBe(true)
     expect(await sha256File(s.dst)).toBe(await sha256File(s.src))

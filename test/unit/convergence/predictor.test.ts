@@ -4,11 +4,29 @@ import { dirtyRate, linkRate, predictWindow } from '../../../src/convergence/pre
 import { simulateCutover, simulateRounds } from '../../helpers/rounds.js'
 
 const MiB = 1 << 20
-const base = { bandwidthLimit: Number.POSITIVE_INFINITY, verify: 'none' as const, beforeHooksMs: 0, afterHooksMs: 0, concurrency: 1, pauseBeforeCutoverMs: 0 }
+const base = {
+  bandwidthLimit: Number.POSITIVE_INFINITY,
+  verify: 'none' as const,
+  beforeHooksMs: 0,
+  afterHooksMs: 0,
+  concurrency: 1,
+  pauseBeforeCutoverMs: 0,
+}
 
 describe('predictor', () => {
   it('recovers the dirty rate and link rate of a steady workload', () => {
-    const rounds = simulateRounds({ dirtyRate: 2 * MiB, link: 12 * MiB, volumeSize: 1 << 30, scanRate: 0, snapshotMs: 120, overheadMs: 30 }, 6, 800 * MiB)
+    const rounds = simulateRounds(
+      {
+        dirtyRate: 2 * MiB,
+        link: 12 * MiB,
+        volumeSize: 1 << 30,
+        scanRate: 0,
+        snapshotMs: 120,
+        overheadMs: 30,
+      },
+      6,
+      800 * MiB,
+    )
     expect(dirtyRate(rounds.flatMap((r) => r.volumes))).toBeCloseTo(2 * MiB, -3)
     expect(linkRate(rounds, Number.POSITIVE_INFINITY)).toBeGreaterThan(11 * MiB)
     expect(linkRate(rounds, 5 * MiB)).toBe(5 * MiB)
@@ -16,9 +34,30 @@ describe('predictor', () => {
 
   it('predicts the cutover window of steady workloads within 5 %', () => {
     for (const w of [
-      { dirtyRate: 2 * MiB, link: 12 * MiB, volumeSize: 1 << 30, scanRate: 0, snapshotMs: 120, overheadMs: 30 },
-      { dirtyRate: 4 * MiB, link: 12 * MiB, volumeSize: 1 << 30, scanRate: 0, snapshotMs: 150, overheadMs: 200 },
-      { dirtyRate: 1 * MiB, link: 100 * MiB, volumeSize: 8 << 30, scanRate: 700e6, snapshotMs: 10, overheadMs: 50 },
+      {
+        dirtyRate: 2 * MiB,
+        link: 12 * MiB,
+        volumeSize: 1 << 30,
+        scanRate: 0,
+        snapshotMs: 120,
+        overheadMs: 30,
+      },
+      {
+        dirtyRate: 4 * MiB,
+        link: 12 * MiB,
+        volumeSize: 1 << 30,
+        scanRate: 0,
+        snapshotMs: 150,
+        overheadMs: 200,
+      },
+      {
+        dirtyRate: 1 * MiB,
+        link: 100 * MiB,
+        volumeSize: 8 << 30,
+        scanRate: 700e6,
+        snapshotMs: 10,
+        overheadMs: 50,
+      },
     ]) {
       const rounds = simulateRounds(w, 8, 800 * MiB)
       const p = predictWindow({ ...base, rounds })
@@ -29,7 +68,14 @@ describe('predictor', () => {
   })
 
   it('adds the full scan of drivers that must scan, and the verification read', () => {
-    const w = { dirtyRate: MiB, link: 100 * MiB, volumeSize: 1 << 30, scanRate: 500e6, snapshotMs: 5, overheadMs: 20 }
+    const w = {
+      dirtyRate: MiB,
+      link: 100 * MiB,
+      volumeSize: 1 << 30,
+      scanRate: 500e6,
+      snapshotMs: 5,
+      overheadMs: 20,
+    }
     const rounds = simulateRounds(w, 5, 300 * MiB)
     const noVerify = predictWindow({ ...base, rounds })
     const scanMs = ((1 << 30) / 500e6) * 1000
@@ -41,24 +87,55 @@ describe('predictor', () => {
   })
 
   it('counts the before hooks twice: as downtime, and as time in which the workload still writes', () => {
-    const rounds = simulateRounds({ dirtyRate: 4 * MiB, link: 10 * MiB, volumeSize: 1 << 30, scanRate: 0, snapshotMs: 100, overheadMs: 0 }, 6, 100 * MiB)
+    const rounds = simulateRounds(
+      {
+        dirtyRate: 4 * MiB,
+        link: 10 * MiB,
+        volumeSize: 1 << 30,
+        scanRate: 0,
+        snapshotMs: 100,
+        overheadMs: 0,
+      },
+      6,
+      100 * MiB,
+    )
     const a = predictWindow({ ...base, rounds, beforeHooksMs: 0 })
     const b = predictWindow({ ...base, rounds, beforeHooksMs: 2000 })
     expect(b.windowMs - a.windowMs).toBeCloseTo(2000 + ((4 * MiB * 2) / (10 * MiB)) * 1000, -1)
   })
 
   it('says what it could not measure', () => {
-    const rounds = simulateRounds({ dirtyRate: MiB, link: 10 * MiB, volumeSize: 1 << 30, scanRate: 0, snapshotMs: 100, overheadMs: 0 }, 1, 100 * MiB)
+    const rounds = simulateRounds(
+      { dirtyRate: MiB, link: 10 * MiB, volumeSize: 1 << 30, scanRate: 0, snapshotMs: 100, overheadMs: 0 },
+      1,
+      100 * MiB,
+    )
     const p = predictWindow({ ...base, rounds, beforeHooksMs: undefined })
-    expect(p.caveats).toEqual(['no delta round yet: dirty rate unknown, assumed 0', 'hook durations not measured yet (counted as 0)'])
+    expect(p.caveats).toEqual([
+      'no delta round yet: dirty rate unknown, assumed 0',
+      'hook durations not measured yet (counted as 0)',
+    ])
   })
 })
 
 describe('convergence policy', () => {
-  const cfg = { targetDowntimeMs: 1000, minRounds: 1, maxRounds: 30, stallRounds: 3, onStall: 'fail' as const }
+  const cfg = {
+    targetDowntimeMs: 1000,
+    minRounds: 1,
+    maxRounds: 30,
+    stallRounds: 3,
+    onStall: 'fail' as const,
+  }
 
   it('converges once the predicted window fits, after the warm-up rounds', () => {
-    const w = { dirtyRate: MiB, link: 50 * MiB, volumeSize: 1 << 30, scanRate: 0, snapshotMs: 100, overheadMs: 20 }
+    const w = {
+      dirtyRate: MiB,
+      link: 50 * MiB,
+      volumeSize: 1 << 30,
+      scanRate: 0,
+      snapshotMs: 100,
+      overheadMs: 20,
+    }
     const afterBase = simulateRounds(w, 1, 500 * MiB)
     expect(decide(afterBase, predictWindow({ ...base, rounds: afterBase }), cfg).action).toBe('continue')
     const later = simulateRounds(w, 4, 500 * MiB)
@@ -67,7 +144,14 @@ describe('convergence policy', () => {
   })
 
   it('detects a workload that writes faster than the link drains, and says so with the numbers', () => {
-    const w = { dirtyRate: 8 * MiB, link: 4 * MiB, volumeSize: 1 << 30, scanRate: 0, snapshotMs: 100, overheadMs: 0 }
+    const w = {
+      dirtyRate: 8 * MiB,
+      link: 4 * MiB,
+      volumeSize: 1 << 30,
+      scanRate: 0,
+      snapshotMs: 100,
+      overheadMs: 0,
+    }
     const rounds = simulateRounds(w, 6, 40 * MiB)
     const d = decide(rounds, predictWindow({ ...base, rounds }), cfg)
     expect(d.action).toBe('stalled')
@@ -80,7 +164,14 @@ describe('convergence policy', () => {
   })
 
   it('obeys the stall policy, and stops at maxRounds', () => {
-    const w = { dirtyRate: 8 * MiB, link: 4 * MiB, volumeSize: 1 << 30, scanRate: 0, snapshotMs: 100, overheadMs: 0 }
+    const w = {
+      dirtyRate: 8 * MiB,
+      link: 4 * MiB,
+      volumeSize: 1 << 30,
+      scanRate: 0,
+      snapshotMs: 100,
+      overheadMs: 0,
+    }
     const rounds = simulateRounds(w, 6, 40 * MiB)
     const p = predictWindow({ ...base, rounds })
     for (const onStall of ['keep-trying', 'fail', 'cutover'] as const) {
@@ -88,8 +179,17 @@ describe('convergence policy', () => {
       expect(d.action === 'stalled' && d.policy).toBe(onStall)
     }
     // A slowly shrinking workload that never fits: maxRounds ends it.
-    const slow = simulateRounds({ dirtyRate: 3 * MiB, link: 4 * MiB, volumeSize: 1 << 30, scanRate: 0, snapshotMs: 100, overheadMs: 0 }, 31, 400 * MiB)
-    const d = decide(slow, predictWindow({ ...base, rounds: slow }), { ...cfg, targetDowntimeMs: 10, stallRounds: 100, onStall: 'keep-trying' })
+    const slow = simulateRounds(
+      { dirtyRate: 3 * MiB, link: 4 * MiB, volumeSize: 1 << 30, scanRate: 0, snapshotMs: 100, overheadMs: 0 },
+      31,
+      400 * MiB,
+    )
+    const d = decide(slow, predictWindow({ ...base, rounds: slow }), {
+      ...cfg,
+      targetDowntimeMs: 10,
+      stallRounds: 100,
+      onStall: 'keep-trying',
+    })
     expect(d.action === 'stalled' && d.maxRounds && d.policy).toBe('fail')
   })
 })

@@ -18,7 +18,16 @@ function step(name: string, phase: RunbookStep['phase'], log: string[], fail = f
 describe('cutover runbook', () => {
   it('runs every step in order and reports each', async () => {
     const log: string[] = []
-    const r = await runRunbook([step('stop', 'before', log), step('final', 'transfer', log), step('verify', 'verify', log), step('start', 'after', log)], [step('restart', 'before', log)], undefined)
+    const r = await runRunbook(
+      [
+        step('stop', 'before', log),
+        step('final', 'transfer', log),
+        step('verify', 'verify', log),
+        step('start', 'after', log),
+      ],
+      [step('restart', 'before', log)],
+      undefined,
+    )
     expect(r.status).toBe('ok')
     expect(log).toEqual(['stop', 'final', 'verify', 'start'])
     expect(r.steps.map((s) => s.status)).toEqual(['ok', 'ok', 'ok', 'ok'])
@@ -28,7 +37,11 @@ describe('cutover runbook', () => {
 
   it('a failing before hook: later steps do not run, rollback runs', async () => {
     const log: string[] = []
-    const r = await runRunbook([step('stop', 'before', log, true), step('final', 'transfer', log), step('start', 'after', log)], [step('restart', 'before', log)], undefined)
+    const r = await runRunbook(
+      [step('stop', 'before', log, true), step('final', 'transfer', log), step('start', 'after', log)],
+      [step('restart', 'before', log)],
+      undefined,
+    )
     expect(r.status).toBe('rolled-back')
     expect(r.failedStep).toBe('stop')
     expect(log).toEqual(['stop', 'restart'])
@@ -43,14 +56,32 @@ describe('cutover runbook', () => {
 
   it('a failed verification rolls back too', async () => {
     const log: string[] = []
-    const r = await runRunbook([step('stop', 'before', log), step('final', 'transfer', log), step('verify', 'verify', log, true), step('start', 'after', log)], [step('restart', 'before', log)], undefined)
+    const r = await runRunbook(
+      [
+        step('stop', 'before', log),
+        step('final', 'transfer', log),
+        step('verify', 'verify', log, true),
+        step('start', 'after', log),
+      ],
+      [step('restart', 'before', log)],
+      undefined,
+    )
     expect(r.status).toBe('rolled-back')
     expect(log).toEqual(['stop', 'final', 'verify', 'restart'])
   })
 
   it('a failure while promoting does not roll back (the workload might run twice)', async () => {
     const log: string[] = []
-    const r = await runRunbook([step('stop', 'before', log), step('final', 'transfer', log), step('attach', 'after', log, true), step('start', 'after', log)], [step('restart', 'before', log)], undefined)
+    const r = await runRunbook(
+      [
+        step('stop', 'before', log),
+        step('final', 'transfer', log),
+        step('attach', 'after', log, true),
+        step('start', 'after', log),
+      ],
+      [step('restart', 'before', log)],
+      undefined,
+    )
     expect(r.status).toBe('failed')
     expect(r.failedStep).toBe('attach')
     expect(log).toEqual(['stop', 'final', 'attach'])

@@ -9,7 +9,12 @@ const n = (r: number) => `snapferry-${String(r).padStart(4, '0')}-20261121T00000
 
 describe('resume point', () => {
   it('resumes from the newest snapshot both sides hold completely', () => {
-    const p = planResume('v', [snap(n(0)), snap(n(1)), snap(n(2))], [snap(n(0)), snap(n(1)), snap(n(2), false)], [])
+    const p = planResume(
+      'v',
+      [snap(n(0)), snap(n(1)), snap(n(2))],
+      [snap(n(0)), snap(n(1)), snap(n(2), false)],
+      [],
+    )
     expect(p.resumeFrom).toBe(n(1))
     expect(p.nextRound).toBe(2)
     expect(p.deleteOnSource).toEqual([n(2)])
@@ -17,7 +22,18 @@ describe('resume point', () => {
   })
 
   it('ships a base when nothing is shared, and knows whether the unfinished base was ours', () => {
-    const started = [{ seq: 1, at: '', type: 'transfer-started', volume: 'v', round: 0, from: null, to: n(0), repairExtents: 0 }] as JournalEntry[]
+    const started = [
+      {
+        seq: 1,
+        at: '',
+        type: 'transfer-started',
+        volume: 'v',
+        round: 0,
+        from: null,
+        to: n(0),
+        repairExtents: 0,
+      },
+    ] as JournalEntry[]
     const p = planResume('v', [snap(n(0), false)], [], started)
     expect(p.resumeFrom).toBeNull()
     expect(p.nextRound).toBe(0)

@@ -4,6 +4,7 @@ import path from 'node:path'
 import { LineCounter, parseDocument } from 'yaml'
 import type { z } from 'zod'
 import { SnapferryError } from '../errors/snapferry-error.js'
+import { endpointKey, endpointLocation } from './endpoint-location.js'
 import { deepFreeze, type PipelineConfig } from './pipeline-config.js'
 import { pipelineSchema } from './pipeline-schema.js'
 import { didYouMean, objectKeys, schemaAt } from './schema-walk.js'
@@ -161,8 +162,8 @@ function crossCheck(cfg: Parsed, file: string): { path: PropertyKey[]; message: 
   const out: { path: PropertyKey[]; message: string }[] = []
   const names = new Map<string, number>()
   const targets = new Map<string, number>()
-  const dir = path.dirname(file)
-  cfg.volumes.forEach((v, i) => {
+  const resolved = resolvePaths(cfg, file)
+  resolved.volumes.forEach((v, i) => {
     const prev = names.get(v.name)
     if (prev !== undefined) {
       out.push({
@@ -171,52 +172,60 @@ function crossCheck(cfg: Parsed, file: string): { path: PropertyKey[]; message: 
       })
     }
     names.set(v.name, i)
-    const src = path.resolve(dir, v.source.path)
-    const dst = path.resolve(dir, v.destination.path)
-    if (v.source.host === v.destination.host && src === dst) {
+    const dstKey = endpointKey(v.destination)
+    const where = v.destination.driver === 'file' ? 'path' : 'image'
+    if (endpointKey(v.source) === dstKey) {
       out.push({
-        path: ['volumes', i, 'destination', 'path'],
-        message: `destination is the source itself (${dst}) — give the copy its own path`,
+        path: ['volumes', i, 'destination', where],
+        message: `destination is the source itself (${endpointLocation(v.destination)}) — give the copy its own ${where}`,
       })
     }
-    const key = `${v.destination.host}:${dst}`
-    const other = targets.get(key)
+    const other = targets.get(dstKey)
     if (other !== undefined) {
       out.push({
-        path: ['volumes', i, 'destination', 'path'],
-        message: `destination ${dst} is also the destination of volumes[${other}]`,
+        path: ['volumes', i, 'destination', where],
+        message: `destination ${endpointLocation(v.destination)} is also the destination of volumes[${other}]`,
       })
     }
-    targets.set(key, i)
+    targets.set(dstKey, i)
   })
   return out
+}
+
+function resolveEndpoint(
+  ep: Parsed['volumes'][number]['source'],
+  abs: (p: string) => string,
+): Parsed['volumes'][number]['source'] {
+  if (ep.driver === 'file') {
+    return { ...ep, path: abs(ep.path), ...(ep.stateDir ? { stateDir: abs(ep.stateDir) } : {}) }
+  }
+  return {
+    ...ep,
+    ...(ep.conf ? { conf: abs(ep.conf) } : {}),
+    ...(ep.keyring ? { keyring: abs(ep.keyring) } : {}),
+    ...(ep.stageDir ? { stageDir: abs(ep.stageDir) } : {}),
+  }
 }
 
 function resolvePaths(cfg: Parsed, file: string): PipelineConfig {
   const dir = path.dirname(file)
   const abs = (p: string) => path.resolve(dir, p)
+  const hooks = (hs: Parsed['cutover']['before']) =>
+    hs.map((h) => ({ ...h, ...(h.cwd ? { cwd: abs(h.cwd) } : {}) }))
   return {
     ...cfg,
     file,
     stateDir: abs(cfg.stateDir ?? path.join('.snapferry', cfg.name)),
     volumes: cfg.volumes.map((v) => ({
       ...v,
-      source: {
-        ...v.source,
-        path: abs(v.source.path),
-        ...(v.source.stateDir ? { stateDir: abs(v.source.stateDir) } : {}),
-      },
-      destination: {
-        ...v.destination,
-        path: abs(v.destination.path),
-        ...(v.destination.stateDir ? { stateDir: abs(v.destination.stateDir) } : {}),
-      },
+      source: resolveEndpoint(v.source, abs),
+      destination: resolveEndpoint(v.destination, abs),
     })),
     cutover: {
       ...cfg.cutover,
-      before: cfg.cutover.before.map((h) => ({ ...h, ...(h.cwd ? { cwd: abs(h.cwd) } : {}) })),
-      after: cfg.cutover.after.map((h) => ({ ...h, ...(h.cwd ? { cwd: abs(h.cwd) } : {}) })),
-      rollback: cfg.cutover.rollback.map((h) => ({ ...h, ...(h.cwd ? { cwd: abs(h.cwd) } : {}) })),
+      before: hooks(cfg.cutover.before),
+      after: hooks(cfg.cutover.after),
+      rollback: hooks(cfg.cutover.rollback),
     },
   }
 }

@@ -5,6 +5,7 @@ import type {
   fileEndpointSchema,
   hookSchema,
   pipelineSchema,
+  rbdEndpointSchema,
   volumeSchema,
 } from './pipeline-schema.js'
 
@@ -23,6 +24,7 @@ export type PipelineConfig = DeepReadonly<z.output<typeof pipelineSchema>> & {
 export type VolumeConfig = DeepReadonly<z.output<typeof volumeSchema>>
 export type EndpointConfig = DeepReadonly<z.output<typeof endpointSchema>>
 export type FileEndpointConfig = DeepReadonly<z.output<typeof fileEndpointSchema>>
+export type RbdEndpointConfig = DeepReadonly<z.output<typeof rbdEndpointSchema>>
 export type HookConfig = DeepReadonly<z.output<typeof hookSchema>>
 
 export function deepFreeze<T>(value: T): T {

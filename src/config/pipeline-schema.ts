@@ -3,7 +3,7 @@
  * Every field is documented here; docs/PIPELINES.md and schema/pipeline.schema.json derive from it.
  */
 import { z } from 'zod'
-import { blockSizeSchema, durationSchema, rateSchema } from './unit-schemas.js'
+import { blockSizeSchema, durationSchema, rateSchema, sizeSchema } from './unit-schemas.js'
 
 /** Names that end up in snapshot names, file names and logs: no spaces, no shell metacharacters. */
 export const NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/
@@ -29,8 +29,39 @@ export const fileEndpointSchema = z.strictObject({
   stateDir: z.string().min(1).optional(),
 })
 
-/** One side of a volume; a union keyed by `driver` (the rbd driver joins it in "Real Ceph"). */
-export const endpointSchema = z.discriminatedUnion('driver', [fileEndpointSchema])
+/** Ceph names (pool, namespace, image, user id): no '/', '@' or spaces, nothing a shell could read. */
+const cephName = z
+  .string()
+  .regex(
+    /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/,
+    'must be letters, digits, ".", "_" or "-" (no "/", "@" or spaces)',
+  )
+
+/** The `rbd` driver: a Ceph RBD image through the `rbd` CLI on the agent's host. */
+export const rbdEndpointSchema = z.strictObject({
+  driver: z.literal('rbd'),
+  host: z.literal(HOST_LOCAL).default(HOST_LOCAL),
+  pool: cephName,
+  namespace: cephName.optional(),
+  image: cephName,
+  /** Cluster name (reads /etc/ceph/<cluster>.conf), or `conf` for an explicit file. */
+  cluster: cephName.optional(),
+  conf: z.string().min(1).optional(),
+  keyring: z.string().min(1).optional(),
+  /** Ceph user without the `client.` prefix. */
+  id: cephName.optional(),
+  /** Limit for connecting and for each RADOS operation of every rbd call. */
+  timeout: durationSchema.default(60_000),
+  /** `--whole-object` exports: whole objects instead of exact extents (fewer, bigger extents). */
+  wholeObject: z.boolean().default(false),
+  /** Where the destination stages a delta before `rbd import-diff` (a file imports with parallel writes). */
+  stageDir: z.string().min(1).optional(),
+  /** Deltas larger than this stream into `rbd import-diff -` (serial) instead of being staged. */
+  stageLimit: sizeSchema.default(256 * 1024 * 1024),
+})
+
+/** One side of a volume; a union keyed by `driver`. */
+export const endpointSchema = z.discriminatedUnion('driver', [fileEndpointSchema, rbdEndpointSchema])
 
 export const volumeSchema = z.strictObject({
   name: nameSchema,

@@ -1,4 +1,5 @@
 /** Turn the pipeline's hooks into runbook steps, with the environment every hook gets. */
+import { endpointLocation } from '../config/endpoint-location.js'
 import type { HookConfig, PipelineConfig } from '../config/pipeline-config.js'
 import { SnapferryError } from '../errors/snapferry-error.js'
 import { runHook } from './hook-runner.js'
@@ -21,8 +22,8 @@ export function hookEnv(
   const snaps = finalSnapshot()
   for (const v of cfg.volumes) {
     const key = v.name.toUpperCase().replace(/[^A-Z0-9]/g, '_')
-    env[`SNAPFERRY_VOLUME_${key}_SOURCE`] = v.source.path
-    env[`SNAPFERRY_VOLUME_${key}_DESTINATION`] = v.destination.path
+    env[`SNAPFERRY_VOLUME_${key}_SOURCE`] = endpointLocation(v.source)
+    env[`SNAPFERRY_VOLUME_${key}_DESTINATION`] = endpointLocation(v.destination)
     const s = snaps[v.name]
     if (s) env[`SNAPFERRY_VOLUME_${key}_SNAPSHOT`] = s
   }

@@ -32,7 +32,8 @@ async function* firstWithSizeChange(first: DecodedDiff, newSize: number): AsyncG
     yield { kind: 'zero', offset: first.header.size, length: newSize - first.header.size }
 }
 
-async function* mergeRecords(
+/** Merge two ascending record streams; where they overlap the second wins. */
+export async function* mergeRecords(
   firstRecords: AsyncIterable<DataRecord>,
   secondRecords: AsyncIterable<DataRecord>,
 ): AsyncGenerator<DataRecord> {

@@ -1,6 +1,7 @@
 /** The one place that maps a pipeline endpoint's `driver:` to an implementation. */
 import type { EndpointConfig } from '../config/pipeline-config.js'
 import { FileDriver } from './file/file-driver.js'
+import { RbdDriver } from './rbd/rbd-driver.js'
 import type { VolumeDriver } from './volume-driver.js'
 
 export function createDriver(endpoint: EndpointConfig, label: string): VolumeDriver {
@@ -12,7 +13,24 @@ export function createDriver(endpoint: EndpointConfig, label: string): VolumeDri
         stateDir: endpoint.stateDir,
         label,
       })
+    case 'rbd':
+      return new RbdDriver({
+        pool: endpoint.pool,
+        namespace: endpoint.namespace,
+        image: endpoint.image,
+        connection: {
+          cluster: endpoint.cluster,
+          conf: endpoint.conf,
+          keyring: endpoint.keyring,
+          id: endpoint.id,
+          timeoutSeconds: endpoint.timeout / 1000,
+        },
+        wholeObject: endpoint.wholeObject,
+        stageDir: endpoint.stageDir,
+        stageLimit: endpoint.stageLimit,
+        label,
+      })
   }
 }
 
-export const DRIVER_NAMES = ['file'] as const
+export const DRIVER_NAMES = ['file', 'rbd'] as const

@@ -30,6 +30,8 @@ export interface DriverCapabilities {
   readonly rollback: boolean
   /** The volume can change size (file: yes; block device: only within the device). */
   readonly resize: boolean
+  /** exportDiff honours `include` (re-sending extents to repair a destination). */
+  readonly exportInclude: boolean
 }
 
 export type VolumeKind = 'file' | 'block-device' | 'rbd-image'
@@ -77,6 +79,8 @@ export interface ExportResult extends TransferStats {
 
 export interface ImportResult extends TransferStats {
   readonly size: number
+  /** How the driver applied it, when it had a choice (rbd: 'staged-file' or 'stdin'). */
+  readonly applyMode?: string | undefined
 }
 
 export interface ExportRequest {

@@ -1,6 +1,7 @@
 /** Start the agents a pipeline needs (one per host and side) and open each volume's two drivers. */
 import { AgentClient } from '../agent-protocol/agent-client.js'
 import { RemoteVolumeDriver } from '../agent-protocol/remote-volume-driver.js'
+import { endpointLocation } from '../config/endpoint-location.js'
 import type { EndpointConfig, PipelineConfig } from '../config/pipeline-config.js'
 import type { Logger } from '../logging/logger.js'
 import type { VolumePair } from '../replication/volume-pair.js'
@@ -44,12 +45,15 @@ export async function openVolumes(
         config: v,
         source: await RemoteVolumeDriver.open(
           s,
-          { endpoint: v.source, label: `volume ${v.name} (source ${v.source.path})` },
+          { endpoint: v.source, label: `volume ${v.name} (source ${endpointLocation(v.source)})` },
           signal,
         ),
         destination: await RemoteVolumeDriver.open(
           d,
-          { endpoint: v.destination, label: `volume ${v.name} (destination ${v.destination.path})` },
+          {
+            endpoint: v.destination,
+            label: `volume ${v.name} (destination ${endpointLocation(v.destination)})`,
+          },
           signal,
         ),
       })

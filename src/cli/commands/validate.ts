@@ -1,7 +1,7 @@
 /** snapferry validate FILE… — check pipelines without touching anything. */
 import type { Command } from 'commander'
 import { loadPipelineFile } from '../../config/load-pipeline.js'
-import { formatBytes, formatDuration, formatRate } from '../../config/units.js'
+import { formatDuration, formatRate } from '../../config/units.js'
 import { fail } from '../cli-context.js'
 import { EXIT, EXIT_HELP } from '../exit-codes.js'
 
@@ -13,7 +13,7 @@ export async function runValidate(files: readonly string[]): Promise<number> {
       const c = cfg.convergence
       process.stdout.write(
         `ok: ${file}: pipeline '${cfg.name}', ${cfg.volumes.length} volume${cfg.volumes.length === 1 ? '' : 's'} (${cfg.volumes.map((v) => `${v.name}: ${v.source.driver}→${v.destination.driver}`).join(', ')}); ` +
-          `target downtime ${formatDuration(c.targetDowntime)}, bandwidth ${formatRate(cfg.transport.bandwidth)}, block size ${cfg.volumes.map((v) => formatBytes(v.source.blockSize)).join('/')}\n`,
+          `target downtime ${formatDuration(c.targetDowntime)}, bandwidth ${formatRate(cfg.transport.bandwidth)}\n`,
       )
     } catch (e) {
       status = fail(e)

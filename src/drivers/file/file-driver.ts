@@ -55,6 +55,7 @@ export class FileDriver implements VolumeDriver {
     headDiff: true,
     rollback: false,
     resize: true,
+    exportInclude: true,
   })
   readonly #opts: FileDriverOptions
   #stateDir: string | undefined

@@ -1,0 +1,79 @@
+/** Map rbd's exit status and stderr to snapferry's errors, once, with the image named and a fix. */
+import type { ErrorCode } from '../../errors/error-codes.js'
+import { SnapferryError } from '../../errors/snapferry-error.js'
+
+interface Rule {
+  readonly match: RegExp
+  readonly code: ErrorCode
+  readonly hint: string
+  readonly transient?: boolean
+}
+
+const RULES: readonly Rule[] = [
+  {
+    match: /start snapshot '([^']*)' does not exist/,
+    code: 'SNAPSHOT_NOT_FOUND',
+    hint: 'the destination lost the snapshot this delta builds on: run again so snapferry reconciles',
+  },
+  {
+    match: /end snapshot '([^']*)' already exists/,
+    code: 'SNAPSHOT_EXISTS',
+    hint: 'this delta was applied already; run again to resume from it',
+  },
+  {
+    match: /error (opening|getting) (image|snapshot|snap)|No such file or directory|image does not exist/i,
+    code: 'VOLUME_NOT_FOUND',
+    hint: 'check pool, namespace and image in the pipeline, and that the cluster is the right one',
+  },
+  { match: /already exists|\(17\) File exists/, code: 'VOLUME_EXISTS', hint: 'the image exists already' },
+  {
+    match: /No space left|\(28\)|Disk quota exceeded|\(122\)|pool is full|FULL/i,
+    code: 'VOLUME_NO_SPACE',
+    hint: 'the pool is full or over quota: free space or raise the quota, then run again (completed rounds are kept)',
+  },
+  {
+    match:
+      /couldn't connect to the cluster|Connection timed out|\(110\)|monclient.*timed out|authenticate timed out/i,
+    code: 'CLUSTER_UNREACHABLE',
+    hint: 'check the conf/keyring/id of this cluster and that its monitors are reachable from the agent host',
+    transient: true,
+  },
+  {
+    match: /Permission denied|\(13\)|\(1\) Operation not permitted/,
+    code: 'RBD_CLI_FAILED',
+    hint: 'the Ceph user lacks caps on this pool: check the keyring and `ceph auth get client.<id>`',
+  },
+  {
+    match: /invalid or unexpected diff banner|\(74\)|\(22\) Invalid argument/,
+    code: 'RBD_CLI_FAILED',
+    hint: 'rbd rejected the delta stream; run again to produce a fresh one',
+  },
+]
+
+export function rbdError(
+  what: string,
+  argv: readonly string[],
+  exitCode: number | null,
+  stderr: string,
+): SnapferryError {
+  const lines = stderr
+    .split('\n')
+    .map((l) => l.replace(/^\S+T\S+\s+\S+\s+-?\d+\s+/, '').trim())
+    .filter((l) => l && !/^(Exporting|Importing|Removing)[^:]*: \d+% complete/.test(l))
+  const last = lines.slice(-3).join('; ')
+  const rule = RULES.find((r) => r.match.test(stderr))
+  return new SnapferryError(
+    rule?.code ?? 'RBD_CLI_FAILED',
+    `${what}: rbd exited with status ${exitCode}${last ? `: ${last}` : ''}`,
+    {
+      hint: rule?.hint ?? 'see the rbd output in the message and the log',
+      transient: rule?.transient ?? false,
+      details: { argv: redactArgv(argv), exitCode, stderr: stderr.slice(-2000) },
+    },
+  )
+}
+
+/** Keys never appear in argv (snapferry passes keyring paths), but keep --key values out of logs anyway. */
+function redactArgv(argv: readonly string[]): string[] {
+  return argv.map((a, i) => (argv[i - 1] === '--key' ? '[redacted]' : a))
+}

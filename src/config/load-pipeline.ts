@@ -236,7 +236,8 @@ function configError(
   problems: readonly ConfigProblem[],
   hint = 'fix the keys shown; `snapferry validate FILE` re-checks, schema/pipeline.schema.json gives editors completion',
 ): SnapferryError {
-  const shown = path.relative(process.cwd(), file) || file
+  const rel = path.relative(process.cwd(), file)
+  const shown = rel && !rel.startsWith('..') ? rel : file
   const lines = problems.map(
     (p) => `${shown}:${p.line ?? '?'}:${p.col ?? '?'}: ${p.path ? `${p.path}: ` : ''}${p.message}`,
   )

@@ -55,9 +55,12 @@ convergence: { targetDowntime: 1m30s, roundInterval: 500ms }
 `
   it('fills defaults, parses units and resolves paths against the file', () => {
     const cfg = parsePipeline(minimal, '/etc/snapferry/p.yaml')
-    expect(cfg.volumes[0]?.source.path).toBe('/etc/snapferry/a.img')
-    expect(cfg.volumes[0]?.source.blockSize).toBe(65536)
-    expect(cfg.volumes[0]?.destination.blockSize).toBe(1 << 20)
+    const v = cfg.volumes[0]
+    if (v?.source.driver !== 'file' || v.destination.driver !== 'file')
+      throw new Error('file endpoints expected')
+    expect(v.source.path).toBe('/etc/snapferry/a.img')
+    expect(v.source.blockSize).toBe(65536)
+    expect(v.destination.blockSize).toBe(1 << 20)
     expect(cfg.transport.bandwidth).toBe(12_500_000)
     expect(cfg.convergence.targetDowntime).toBe(90_000)
     expect(cfg.convergence.roundInterval).toBe(500)
@@ -65,6 +68,49 @@ convergence: { targetDowntime: 1m30s, roundInterval: 500ms }
     expect(cfg.cutover.verify).toBe('full')
     expect(cfg.stateDir).toBe('/etc/snapferry/.snapferry/p')
     expect(cfg.concurrency).toBe(2)
+  })
+})
+
+describe('rbd endpoints', () => {
+  it('take pool/image, connection settings and defaults; relative conf paths resolve against the file', () => {
+    const cfg = parsePipeline(
+      `apiVersion: snapferry/v1
+kind: Pipeline
+name: p
+volumes:
+  - name: v
+    source: { driver: rbd, pool: volumes, image: volume-1, conf: ceph-a.conf, id: cinder }
+    destination: { driver: rbd, pool: volumes, image: volume-1, cluster: regionb, wholeObject: true }
+`,
+      '/etc/snapferry/p.yaml',
+    )
+    const v = cfg.volumes[0]
+    if (v?.source.driver !== 'rbd' || v.destination.driver !== 'rbd')
+      throw new Error('rbd endpoints expected')
+    expect(v.source.conf).toBe('/etc/snapferry/ceph-a.conf')
+    expect(v.source.timeout).toBe(60_000)
+    expect(v.source.stageLimit).toBe(256 << 20)
+    expect(v.destination.wholeObject).toBe(true)
+  })
+
+  it('refuse names a shell or rbd would read differently', () => {
+    expect(() =>
+      parsePipeline(
+        `apiVersion: snapferry/v1
+kind: Pipeline
+name: p
+volumes:
+  - name: v
+    source: { driver: rbd, pool: volumes, image: 'x; rm -rf /' }
+    destination: { driver: rbd, pool: volumes, image: 'a@b' }
+`,
+        '/p.yaml',
+      ),
+    ).toThrowError(
+      `invalid pipeline (2 problems) in /p.yaml
+/p.yaml:6:50: volumes[0].source.image: 'x; rm -rf /' must be letters, digits, ".", "_" or "-" (no "/", "@" or spaces)
+/p.yaml:7:55: volumes[0].destination.image: 'a@b' must be letters, digits, ".", "_" or "-" (no "/", "@" or spaces)`,
+    )
   })
 })
 

@@ -24,6 +24,8 @@ export interface VolumeRoundStats {
   readonly volumeSize: number
   /** Extents re-sent to repair a destination whose apply was interrupted. */
   readonly repairedExtents: number
+  /** How the destination applied the delta when its driver had a choice (rbd: staged-file or stdin). */
+  readonly applyMode?: string | undefined
 }
 
 /** One round across all volumes of the pipeline (they advance together). */

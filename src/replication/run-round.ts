@@ -75,6 +75,7 @@ export async function runRound(i: RoundInput): Promise<VolumeRoundStats> {
       extents: r.exported.extents,
       volumeSize: r.exported.size,
       repairedExtents: i.repair?.length ?? 0,
+      ...(r.imported.applyMode ? { applyMode: r.imported.applyMode } : {}),
     }
     await journal.append({ type: 'round-completed', stats })
     return stats

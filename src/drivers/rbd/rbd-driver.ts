@@ -114,6 +114,12 @@ export class RbdDriver implements VolumeDriver {
       }))
   }
 
+  /** Snapshot name → rbd snapshot id (ids grow with creation order). */
+  async #snapIds(signal?: AbortSignal): Promise<Map<string, number>> {
+    const out = (await this.#rbd(['snap', 'ls', '--format', 'json', this.spec], 'snap ls', signal)).stdout
+    return new Map((JSON.parse(out || '[]') as { name: string; id: number }[]).map((s) => [s.name, s.id]))
+  }
+
   async createSnapshot(name: string, signal?: AbortSignal): Promise<void> {
     assertOwnSnapshotName(name, this.#label)
     try {
@@ -145,8 +151,9 @@ export class RbdDriver implements VolumeDriver {
     const t0 = performance.now()
     assertOwnSnapshotName(req.toSnap, this.#label)
     if (req.fromSnap !== undefined) assertOwnSnapshotName(req.fromSnap, this.#label)
-    // rbd reports a missing snapshot as a bare ENOENT: name the snapshot ourselves.
-    const have = new Set((await this.listSnapshots(req.signal)).map((s) => s.name))
+    // rbd reports a missing snapshot as a bare ENOENT and a backwards delta as EINVAL: say what is wrong.
+    const ids = await this.#snapIds(req.signal)
+    const have = new Set(ids.keys())
     for (const [role, name] of [
       ['end', req.toSnap],
       ['start', req.fromSnap],
@@ -164,6 +171,16 @@ export class RbdDriver implements VolumeDriver {
           },
         )
       }
+    }
+    if (req.fromSnap !== undefined && (ids.get(req.fromSnap) as number) > (ids.get(req.toSnap) as number)) {
+      throw new SnapferryError(
+        'STATE_MISMATCH',
+        `start snapshot '${req.fromSnap}' is newer than end snapshot '${req.toSnap}' on ${this.#label}: a delta goes forward`,
+        {
+          hint: 'swap them: export from the older snapshot to the newer one',
+          details: { volume: this.#label },
+        },
+      )
     }
     const exp = await exportDiffRecords(
       this.#o.connection,

@@ -56,8 +56,12 @@ export const rbdEndpointSchema = z.strictObject({
   wholeObject: z.boolean().default(false),
   /** Where the destination stages a delta before `rbd import-diff` (a file imports with parallel writes). */
   stageDir: z.string().min(1).optional(),
-  /** Deltas larger than this stream into `rbd import-diff -` (serial) instead of being staged. */
-  stageLimit: sizeSchema.default(256 * 1024 * 1024),
+  /**
+   * Deltas up to this size are staged to a file and imported with parallel writes; larger ones stream
+   * into `rbd import-diff -` (serial, but overlapping the transfer). Default 0: always stream — on the
+   * clusters measured (docs/BENCHMARKS.md) staging did not pay for the wait it adds.
+   */
+  stageLimit: sizeSchema.default(0),
 })
 
 /** One side of a volume; a union keyed by `driver`. */

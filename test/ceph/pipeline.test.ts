@@ -34,14 +34,17 @@ afterAll(async () => {
 async function exportSha(c: Cluster, spec: string): Promise<string> {
   const h = createHash('sha256')
   await new Promise<void>((resolve, reject) => {
-    const p = spawn('rbd', ['--conf', c.conf, 'export', '--no-progress', spec, '-'], { stdio: ['ignore', 'pipe', 'inherit'] })
+    const p = spawn('rbd', ['--conf', c.conf, 'export', '--no-progress', spec, '-'], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    })
     p.stdout.on('data', (b: Buffer) => h.update(b))
     p.on('close', (code) => (code === 0 ? resolve() : reject(new Error(`rbd export ${spec}: ${code}`))))
   })
   return h.digest('hex')
 }
 
-const rbdEp = (c: Cluster, image: string) => `{ driver: rbd, pool: rbd, image: ${image}, conf: ${c.conf}, timeout: 30s }`
+const rbdEp = (c: Cluster, image: string) =>
+  `{ driver: rbd, pool: rbd, image: ${image}, conf: ${c.conf}, timeout: 30s }`
 
 const describeCeph = CEPH_SKIP_REASON ? describe.skip : describe
 
@@ -50,10 +53,20 @@ describeCeph('pipelines on two clusters', () => {
     const rnd = mulberry32(21)
     for (const name of ['vm-boot', 'vm-data', 'vm-logs']) {
       await A.rbd('create', '--size', '48M', `rbd/${name}`)
-      for (let w = 0; w < 12; w++) await rbdWrite(A, `rbd/${name}`, randInt(rnd, 0, 47 * MiB), randomBytes(rnd, randInt(rnd, 1, 400_000)))
+      for (let w = 0; w < 12; w++)
+        await rbdWrite(
+          A,
+          `rbd/${name}`,
+          randInt(rnd, 0, 47 * MiB),
+          randomBytes(rnd, randInt(rnd, 1, 400_000)),
+        )
     }
     const pid = path.join(dir, 'writer.pid')
-    const writer = spawn('/usr/bin/python3', [path.join(REPO_ROOT, 'examples/lib/rbd-live-writer.py'), A.conf, 'rbd', 'vm-data', String(MiB), pid], { stdio: 'ignore' })
+    const writer = spawn(
+      '/usr/bin/python3',
+      [path.join(REPO_ROOT, 'examples/lib/rbd-live-writer.py'), A.conf, 'rbd', 'vm-data', String(MiB), pid],
+      { stdio: 'ignore' },
+    )
     for (let i = 0; i < 200 && !existsSync(pid); i++) await new Promise((r) => setTimeout(r, 50))
     const file = path.join(dir, 'three.yaml')
     await writeFile(
@@ -102,10 +115,12 @@ stateDir: ${path.join(dir, 'state-three')}
     const { open } = await import('node:fs/promises')
     const fh = await open(raw, 'r+')
     const rnd = mulberry32(4)
-    for (let i = 0; i < 30; i++) await fh.write(randomBytes(rnd, 200_000), 0, 200_000, randInt(rnd, 0, 23 * MiB))
+    for (let i = 0; i < 30; i++)
+      await fh.write(randomBytes(rnd, 200_000), 0, 200_000, randInt(rnd, 0, 23 * MiB))
     await fh.close()
     await A.rbd('create', '--size', '20M', 'rbd/outbound')
-    for (let w = 0; w < 10; w++) await rbdWrite(A, 'rbd/outbound', randInt(rnd, 0, 19 * MiB), randomBytes(rnd, 300_000))
+    for (let w = 0; w < 10; w++)
+      await rbdWrite(A, 'rbd/outbound', randInt(rnd, 0, 19 * MiB), randomBytes(rnd, 300_000))
     const out = path.join(dir, 'out.img')
     const file = path.join(dir, 'mixed.yaml')
     await writeFile(
@@ -122,8 +137,14 @@ stateDir: ${path.join(dir, 'state-mixed')}
     )
     const r = await snapferry(['run', file], {}, 240_000)
     expect(r.code, r.stderr).toBe(EXIT.OK)
-    const rawSha = createHash('sha256').update(await readFile(raw)).digest('hex')
+    const rawSha = createHash('sha256')
+      .update(await readFile(raw))
+      .digest('hex')
     expect(await exportSha(B, 'rbd/inbound')).toBe(rawSha)
-    expect(createHash('sha256').update(await readFile(out)).digest('hex')).toBe(await exportSha(A, 'rbd/outbound'))
+    expect(
+      createHash('sha256')
+        .update(await readFile(out))
+        .digest('hex'),
+    ).toBe(await exportSha(A, 'rbd/outbound'))
   }, 300_000)
 })

@@ -89,7 +89,7 @@ volumes:
       throw new Error('rbd endpoints expected')
     expect(v.source.conf).toBe('/etc/snapferry/ceph-a.conf')
     expect(v.source.timeout).toBe(60_000)
-    expect(v.source.stageLimit).toBe(256 << 20)
+    expect(v.source.stageLimit).toBe(0)
     expect(v.destination.wholeObject).toBe(true)
   })
 

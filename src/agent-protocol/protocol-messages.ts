@@ -50,6 +50,7 @@ export const AGENT_METHODS = [
   'checkHead',
   'headChangesSince',
   'checksum',
+  'estimateDiff',
 ] as const
 export type AgentMethod = (typeof AGENT_METHODS)[number]
 

@@ -71,6 +71,11 @@ export class RemoteVolumeDriver implements VolumeDriver {
     return this.#call('checksum', { at }, signal)
   }
 
+  /** The agent's estimate, or undefined when its driver has none (file: it would take a full scan). */
+  async estimate(fromSnap: string | undefined, signal?: AbortSignal): Promise<number | undefined> {
+    return (await this.#call<number | null>('estimateDiff', { fromSnap }, signal)) ?? undefined
+  }
+
   async exportDiff(req: ExportRequest, sink: Writable): Promise<ExportResult & StreamDigest> {
     const { signal, ...request } = req
     const stream = newStreamToken()

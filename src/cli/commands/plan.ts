@@ -1,5 +1,6 @@
 /** snapferry plan PIPELINE — a dry run: volumes, sizes, where each resumes, the steps and the predicted timeline. */
 import type { Command } from 'commander'
+import { RemoteVolumeDriver } from '../../agent-protocol/remote-volume-driver.js'
 import { formatBytes, formatDuration, formatRate } from '../../config/units.js'
 import { predictWindow } from '../../convergence/predictor.js'
 import { openVolumes } from '../../engine/open-volumes.js'
@@ -29,8 +30,16 @@ export async function runPlan(file: string, opts: GlobalOptions): Promise<number
         out.push(
           `volume ${p.name}: ${src.location} (${src.exists ? formatBytes(src.size) : 'MISSING'}) → ${dst.location} (${dst.exists ? `exists, ${formatBytes(dst.size)}` : 'will be created'})`,
         )
+        const estimate =
+          src.exists && p.source instanceof RemoteVolumeDriver
+            ? await p.source.estimate(plan.resumeFrom ?? undefined)
+            : undefined
+        const amount =
+          estimate === undefined
+            ? `up to ${formatBytes(src.size)}; only non-zero blocks travel`
+            : `~${formatBytes(estimate)} to ship, estimated by the driver`
         out.push(
-          `  next: ${plan.resumeFrom ? `delta round ${plan.nextRound} from ${plan.resumeFrom}` : `base (up to ${formatBytes(src.size)}; only non-zero blocks travel)`}`,
+          `  next: ${plan.resumeFrom ? `delta round ${plan.nextRound} from ${plan.resumeFrom}` : 'base'} (${amount})`,
         )
         for (const n of plan.notes) out.push(`  note: ${n}`)
         if (!src.exists) out.push('  PROBLEM: the source does not exist')

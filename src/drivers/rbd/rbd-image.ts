@@ -1,0 +1,106 @@
+/** One RBD image, as the rbd CLI sees it: typed wrappers of the short commands the driver needs. */
+import type { SnapferryError } from '../../errors/snapferry-error.js'
+import type { Extent } from '../volume-driver.js'
+import { type RbdConnection, type RbdRunResult, rbd } from './rbd-cli.js'
+
+export interface RbdSnapshot {
+  readonly id: number
+  readonly name: string
+  readonly size: number
+  readonly timestamp: string
+}
+
+export interface RbdExtent extends Extent {
+  readonly exists: boolean
+}
+
+export class RbdImage {
+  readonly spec: string
+  readonly #conn: RbdConnection
+  readonly #label: string
+
+  constructor(conn: RbdConnection, spec: string, label: string) {
+    this.#conn = conn
+    this.spec = spec
+    this.#label = label
+  }
+
+  run(args: readonly string[], what: string, signal?: AbortSignal): Promise<RbdRunResult> {
+    return rbd(this.#conn, args, `${what} (${this.#label})`, signal)
+  }
+
+  /** The image's size, or undefined when it does not exist. */
+  async size(signal?: AbortSignal): Promise<number | undefined> {
+    try {
+      return (
+        JSON.parse((await this.run(['info', '--format', 'json', this.spec], 'info', signal)).stdout) as {
+          size: number
+        }
+      ).size
+    } catch (e) {
+      if ((e as SnapferryError).code === 'VOLUME_NOT_FOUND') return undefined
+      throw e
+    }
+  }
+
+  /** All snapshots (any owner), in creation order; [] when the image does not exist. */
+  async snapshots(signal?: AbortSignal): Promise<RbdSnapshot[]> {
+    try {
+      const out = (await this.run(['snap', 'ls', '--format', 'json', this.spec], 'snap ls', signal)).stdout
+      return (JSON.parse(out || '[]') as RbdSnapshot[]).sort((a, b) => a.id - b.id)
+    } catch (e) {
+      if ((e as SnapferryError).code === 'VOLUME_NOT_FOUND') return []
+      throw e
+    }
+  }
+
+  async snapCreate(name: string, signal?: AbortSignal): Promise<void> {
+    await this.run(['snap', 'create', '--no-progress', `${this.spec}@${name}`], `snap create ${name}`, signal)
+  }
+
+  async snapRemove(name: string, signal?: AbortSignal): Promise<void> {
+    await this.run(['snap', 'rm', '--no-progress', `${this.spec}@${name}`], `snap rm ${name}`, signal)
+  }
+
+  /** `rbd diff [--from-snap F] SPEC`: the head's extents that differ from F (or all allocated ones). */
+  async diff(fromSnap: string | undefined, signal?: AbortSignal): Promise<RbdExtent[]> {
+    const r = await this.run(
+      ['diff', ...(fromSnap ? ['--from-snap', fromSnap] : []), '--format', 'json', this.spec],
+      'diff',
+      signal,
+    )
+    return (
+      JSON.parse(r.stdout || '[]') as { offset: number; length: number; exists: string | boolean }[]
+    ).map((e) => ({
+      offset: e.offset,
+      length: e.length,
+      // rbd prints "true"/"false" strings here.
+      exists: e.exists === true || e.exists === 'true',
+    }))
+  }
+
+  async create(size: number): Promise<void> {
+    await this.run(['create', '--size', `${size}B`, this.spec], 'create')
+  }
+
+  async remove(): Promise<void> {
+    await this.run(['rm', '--no-progress', this.spec], 'rm')
+  }
+
+  async metaGet(key: string, signal?: AbortSignal): Promise<string | undefined> {
+    try {
+      return (await this.run(['image-meta', 'get', this.spec, key], 'image-meta get', signal)).stdout
+    } catch (e) {
+      if ((e as SnapferryError).code === 'VOLUME_NOT_FOUND') return undefined
+      throw e
+    }
+  }
+
+  async metaSet(key: string, value: string, signal?: AbortSignal): Promise<void> {
+    await this.run(['image-meta', 'set', this.spec, key, value], 'image-meta set', signal)
+  }
+
+  async metaRemove(key: string, signal?: AbortSignal): Promise<void> {
+    await this.run(['image-meta', 'remove', this.spec, key], 'image-meta remove', signal)
+  }
+}

@@ -8,7 +8,7 @@ import { type Prediction, predictWindow } from '../convergence/predictor.js'
 import type { PipelineRound } from '../convergence/round-stats.js'
 import { SnapferryError } from '../errors/snapferry-error.js'
 import type { EngineContext } from './engine-context.js'
-import { runPipelineRound } from './pipeline-round.js'
+import { type RoundOutlook, runPipelineRound } from './pipeline-round.js'
 import type { VolumeState } from './reconcile.js'
 import { takeCutoverRequest } from './requests.js'
 
@@ -40,10 +40,9 @@ export async function converge(
         .map((s) => s.pair.name)
         .join(', ')}`,
     )
-    const base = await runPipelineRound(
-      ctx,
-      states.filter((s) => s.last === null),
-    )
+    const todo = states.filter((s) => s.last === null)
+    const sizes = await Promise.all(todo.map(async (s) => (await s.pair.source.describe(ctx.signal)).size))
+    const base = await runPipelineRound(ctx, todo, { expectedBytes: sizes.reduce((a, b) => a + b, 0) })
     rounds.push(base)
     reportRound(ctx, base)
   }
@@ -93,7 +92,7 @@ export async function converge(
       stallReported = true
     }
     if (c.roundInterval > 0) await sleep(c.roundInterval, ctx.signal)
-    const r = await runPipelineRound(ctx, states)
+    const r = await runPipelineRound(ctx, states, outlookFrom(prediction))
     rounds.push(r)
     reportRound(ctx, r)
   }
@@ -119,7 +118,7 @@ async function hold(
       }
       await sleep(Math.min(500, Math.max(0, deadline - performance.now())), ctx.signal)
     }
-    const r = await runPipelineRound(ctx, states)
+    const r = await runPipelineRound(ctx, states, outlookFrom(predict(ctx, rounds, opts)))
     rounds.push(r)
     reportRound(ctx, r)
     const p = predict(ctx, rounds, opts)
@@ -145,6 +144,14 @@ function predict(ctx: EngineContext, rounds: readonly PipelineRound[], opts: Con
     concurrency: ctx.cfg.concurrency,
     pauseBeforeCutoverMs: 0,
   })
+}
+
+/** The next round should move about what the predictor expects the final delta to be. */
+export function outlookFrom(p: Prediction): RoundOutlook {
+  return {
+    expectedBytes: p.dirtyBytesPerSecond > 0 ? p.finalDeltaBytes : undefined,
+    predictedWindowMs: p.windowMs,
+  }
 }
 
 function decisionName(d: Decision): string {

@@ -5,7 +5,7 @@ import type { PipelineRound } from '../convergence/round-stats.js'
 import { hookSteps } from '../cutover/hook-steps.js'
 import { type RunbookResult, type RunbookStep, runRunbook } from '../cutover/runbook.js'
 import { SnapferryError } from '../errors/snapferry-error.js'
-import { reportRound } from './converge.js'
+import { outlookFrom, reportRound } from './converge.js'
 import type { EngineContext } from './engine-context.js'
 import { mapLimit } from './map-limit.js'
 import { runPipelineRound } from './pipeline-round.js'
@@ -33,7 +33,7 @@ export async function runCutover(
       kind: 'final-round',
       phase: 'transfer',
       run: async () => {
-        finalRound = await runPipelineRound(ctx, states)
+        finalRound = await runPipelineRound(ctx, states, prediction ? outlookFrom(prediction) : {})
         for (const s of states) finalSnapshots[s.pair.name] = s.last as string
         reportRound(ctx, finalRound)
         return { output: `final snapshots: ${Object.values(finalSnapshots).join(', ')}` }
@@ -48,6 +48,7 @@ export async function runCutover(
     `cutover: ${steps.map((s) => s.name).join(' → ')}${prediction ? ` (predicted window ${formatDuration(prediction.windowMs)})` : ''}`,
   )
   const result = await runRunbook(steps, rollback, ctx.journal, ctx.signal)
+  ctx.log.info({ result }, `cutover ${result.status}`)
   for (const r of [...result.steps, ...result.rollback]) {
     ctx.reporter.line(
       `  ${r.status.padEnd(7)} ${r.name}${r.status === 'not-run' ? '' : ` (${formatDuration(r.durationMs)})`}${r.error ? `: ${r.error.message}` : ''}`,

@@ -1,5 +1,5 @@
 /** One round across all volumes of the pipeline (concurrently, within the limit), then retention. */
-import { formatBytes, formatRate } from '../config/units.js'
+import { formatBytes, formatDuration, formatRate } from '../config/units.js'
 import type { PipelineRound, VolumeRoundStats } from '../convergence/round-stats.js'
 import { snapshotName } from '../drivers/snapshot-names.js'
 import { asSnapferryError } from '../errors/snapferry-error.js'
@@ -12,18 +12,40 @@ import { pipelineRound } from './round-history.js'
 
 const ATTEMPTS = 3
 
+/** What the progress display can say about a round before it ends. */
+export interface RoundOutlook {
+  /** Bytes the round is expected to move (the predictor's final-delta estimate, or volume sizes for a base). */
+  readonly expectedBytes?: number | undefined
+  /** The cutover window predicted after the previous round. */
+  readonly predictedWindowMs?: number | undefined
+}
+
 export async function runPipelineRound(
   ctx: EngineContext,
   states: readonly VolumeState[],
+  outlook: RoundOutlook = {},
 ): Promise<PipelineRound> {
   const moved = new Map<string, number>()
   const t0 = performance.now()
   const label = Math.max(...states.map((s) => s.nextRound))
+  let shownAt = t0
   const show = () => {
+    // A terminal needs a few updates a second, not one per chunk.
+    if (performance.now() - shownAt < 250) return
+    shownAt = performance.now()
     const bytes = [...moved.values()].reduce((a, b) => a + b, 0)
     const secs = (performance.now() - t0) / 1000
+    const rate = bytes / Math.max(secs, 0.001)
+    const left = outlook.expectedBytes !== undefined ? Math.max(0, outlook.expectedBytes - bytes) : undefined
+    const eta =
+      left !== undefined && rate > 0 && secs >= 0.5 ? `, ETA ${formatDuration((left / rate) * 1000)}` : ''
+    const of = outlook.expectedBytes !== undefined ? ` of ~${formatBytes(outlook.expectedBytes)}` : ''
+    const window =
+      outlook.predictedWindowMs !== undefined
+        ? `, predicted window ${formatDuration(outlook.predictedWindowMs)}`
+        : ''
     ctx.reporter.status(
-      `round ${label}: ${formatBytes(bytes)} sent, ${formatRate(bytes / Math.max(secs, 0.001))}, ${secs.toFixed(1)} s`,
+      `round ${label}: ${formatBytes(bytes)}${of} sent, ${formatRate(rate)}${eta}, ${secs.toFixed(1)} s${window}`,
     )
   }
   const stats = await mapLimit(states, ctx.cfg.concurrency, async (s) => {
@@ -34,10 +56,12 @@ export async function runPipelineRound(
           moved.set(s.pair.name, b)
           show()
         })
+        ctx.log.info({ round: r }, `volume ${s.pair.name}: round ${r.round} done`)
         await prune(ctx, s)
         return r
       } catch (e) {
         const err = asSnapferryError(e)
+        ctx.log.warn({ volume: s.pair.name, attempt, err: err.toJSON() }, 'round failed')
         if (!err.transient || attempt >= ATTEMPTS || ctx.signal.aborted) throw err
         ctx.reporter.line(
           `volume ${s.pair.name}: round failed (${err.code}: ${err.message}); retrying (${attempt}/${ATTEMPTS - 1})`,

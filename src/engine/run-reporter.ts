@@ -24,7 +24,7 @@ export function streamReporter(out: NodeJS.WriteStream): RunReporter {
     status(text) {
       if (!tty) return
       clear()
-      out.write(text.slice(0, Math.max(20, (out.columns ?? 120) - 1)))
+      out.write(text.slice(0, Math.max(40, (out.columns || 120) - 1)))
       shown = true
     },
   }

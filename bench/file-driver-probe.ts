@@ -6,28 +6,13 @@
 import { randomBytes } from 'node:crypto'
 import { mkdir, open, rm } from 'node:fs/promises'
 import path from 'node:path'
+import { writeVmLikeImage } from '../examples/lib/vm-like-image.js'
 import { FileDriver } from '../src/drivers/file/file-driver.js'
 import { relayDelta } from '../src/replication/relay-delta.js'
 
 const [dir = '/tmp/sf-probe', sizeArg = String(1 << 30), bsArg = String(64 * 1024)] = process.argv.slice(2)
 const size = Number(sizeArg)
 const blockSize = Number(bsArg)
-
-/** VM-like content: runs of random data, text, and zeros, written in 1 MiB pieces (flat memory). */
-async function fillMixed(file: string, bytes: number): Promise<void> {
-  const fh = await open(file, 'w')
-  await fh.truncate(bytes)
-  const text = Buffer.from(
-    'Nov 21 23:20:58 host kernel: [ 12.345678] EXT4-fs (vda1): mounted filesystem\n'.repeat(14_000),
-  ).subarray(0, 1 << 20)
-  for (let off = 0, i = 0; off < bytes; off += 1 << 20, i++) {
-    const len = Math.min(1 << 20, bytes - off)
-    const kind = i % 10
-    if (kind < 3) continue // 30 % holes
-    await fh.write(kind < 6 ? randomBytes(len) : text.subarray(0, len), 0, len, off)
-  }
-  await fh.close()
-}
 
 async function scribble(file: string, bytes: number, writes: number): Promise<void> {
   const fh = await open(file, 'r+')
@@ -42,7 +27,7 @@ await rm(dir, { recursive: true, force: true })
 await mkdir(dir, { recursive: true })
 const src = path.join(dir, 'src.img')
 const dst = path.join(dir, 'dst.img')
-await fillMixed(src, size)
+await writeVmLikeImage(src, size)
 const a = new FileDriver({ path: src, blockSize })
 const b = new FileDriver({ path: dst, blockSize })
 const ship = async (from: string | undefined, to: string) => {

@@ -1,5 +1,5 @@
 /** The VolumeDriver contract against two real Ceph clusters: rbd → rbd, file → rbd and rbd → file. */
-import { mkdtemp, open, rm, truncate, writeFile } from 'node:fs/promises'
+import { mkdtemp, rm, truncate, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { afterAll, beforeAll, describe, it } from 'vitest'
@@ -8,6 +8,7 @@ import { RbdDriver } from '../../src/drivers/rbd/rbd-driver.js'
 import type { VolumeDriver } from '../../src/drivers/volume-driver.js'
 import { type ContractVolumes, runVolumeDriverContract } from '../contract/volume-driver-contract.js'
 import { CEPH_SKIP_REASON, type Cluster, startClusters } from '../helpers/ceph.js'
+import { pwrite } from '../helpers/files.js'
 import { rbdWrite } from '../helpers/rbd-poke.js'
 
 let clusters: Cluster[] = []
@@ -30,15 +31,6 @@ function rbdSide(c: Cluster, image: string): RbdDriver {
     wholeObject: false,
     stageLimit: 1 << 20,
   })
-}
-
-async function pwrite(file: string, offset: number, data: Buffer) {
-  const fh = await open(file, 'r+').catch(() => open(file, 'w+'))
-  try {
-    await fh.write(data, 0, data.length, offset)
-  } finally {
-    await fh.close()
-  }
 }
 
 type Side = {

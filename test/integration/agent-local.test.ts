@@ -1,5 +1,5 @@
 /** The driver contract again, with each volume behind a real agent child process (protocol v1). */
-import { mkdtemp, open, rm, truncate, writeFile } from 'node:fs/promises'
+import { mkdtemp, rm, truncate, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { describe, expect, it } from 'vitest'
@@ -9,15 +9,7 @@ import { silentLogger } from '../../src/logging/logger.js'
 import { LocalAgentLauncher } from '../../src/transports/local/local-agent-launcher.js'
 import { runVolumeDriverContract } from '../contract/volume-driver-contract.js'
 import { AGENT_ENTRY } from '../helpers/built.js'
-
-async function pwrite(file: string, offset: number, data: Buffer) {
-  const fh = await open(file, 'r+').catch(() => open(file, 'w+'))
-  try {
-    await fh.write(data, 0, data.length, offset)
-  } finally {
-    await fh.close()
-  }
-}
+import { pwrite } from '../helpers/files.js'
 
 runVolumeDriverContract({
   name: 'file driver behind local agents',

@@ -8,6 +8,7 @@ import { open, rm } from 'node:fs/promises'
 import type { Readable, Writable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import { SnapferryError } from '../../errors/snapferry-error.js'
+import { destroyingSourceOnError } from '../import-preconditions.js'
 import { assertOwnSnapshotName } from '../snapshot-names.js'
 import type {
   ChecksumResult,
@@ -145,14 +146,8 @@ export class FileDriver implements VolumeDriver {
     return { ...counters, size: st.size, durationMs: performance.now() - t0 }
   }
 
-  async importDiff(req: ImportRequest, source: Readable | AsyncIterable<Uint8Array>): Promise<ImportResult> {
-    try {
-      return await importIntoFile(this.#ctx, req, source)
-    } catch (e) {
-      // Never leave the producer blocked on a stream nobody reads.
-      if (typeof (source as Readable).destroy === 'function') (source as Readable).destroy()
-      throw e
-    }
+  importDiff(req: ImportRequest, source: Readable | AsyncIterable<Uint8Array>): Promise<ImportResult> {
+    return destroyingSourceOnError(source, () => importIntoFile(this.#ctx, req, source))
   }
 
   async checkHead(snap: string, signal?: AbortSignal): Promise<HeadState> {

@@ -6,6 +6,7 @@ import { open } from 'node:fs/promises'
 import type { Readable } from 'node:stream'
 import { decodeDiff } from '../../delta-format/diff-decoder.js'
 import { SnapferryError } from '../../errors/snapferry-error.js'
+import { assertEndSnapshotAbsent, assertStreamMatches } from '../import-preconditions.js'
 import { assertOwnSnapshotName } from '../snapshot-names.js'
 import type { HeadState, ImportRequest, ImportResult } from '../volume-driver.js'
 import { applyDiff } from './apply-diff.js'
@@ -31,25 +32,8 @@ export async function importIntoFile(
   assertOwnSnapshotName(req.toSnap, ctx.label)
   const decoded = await decodeDiff(source)
   const h = decoded.header
-  if ((h.fromSnap ?? undefined) !== req.fromSnap || (h.toSnap !== undefined && h.toSnap !== req.toSnap)) {
-    throw new SnapferryError(
-      'STATE_MISMATCH',
-      `delta for ${ctx.label} goes from '${h.fromSnap ?? '(nothing)'}' to '${h.toSnap ?? '(head)'}', expected '${req.fromSnap ?? '(nothing)'}' to '${req.toSnap}'`,
-      { hint: 'this stream belongs to another round or volume', details: { volume: ctx.label } },
-    )
-  }
-  const snaps = await ctx.store.list()
-  if (snaps.some((s) => s.name === req.toSnap && s.complete)) {
-    throw new SnapferryError(
-      'SNAPSHOT_EXISTS',
-      `end snapshot '${req.toSnap}' already exists on ${ctx.label}`,
-      {
-        hint: 'this delta was applied already; resume from that snapshot instead',
-        details: { volume: ctx.label, snapshot: req.toSnap },
-      },
-    )
-  }
-  const _dir = await ctx.store.dir()
+  assertStreamMatches(h, req, ctx.label)
+  assertEndSnapshotAbsent(await ctx.store.list(), req, ctx.label)
   const marker = await ctx.store.marker()
   const st = await statVolume(ctx.opts.path)
   let from: RecordReader | undefined

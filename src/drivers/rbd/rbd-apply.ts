@@ -8,6 +8,7 @@ import { decodeDiff } from '../../delta-format/diff-decoder.js'
 import { encodeDiffV1 } from '../../delta-format/diff-encoder.js'
 import { countBytes, countRecords, newCounters } from '../../delta-format/record-counters.js'
 import { SnapferryError } from '../../errors/snapferry-error.js'
+import { assertEndSnapshotAbsent, assertStreamMatches } from '../import-preconditions.js'
 import { assertOwnSnapshotName, isOwnSnapshot } from '../snapshot-names.js'
 import type { HeadState, ImportRequest, ImportResult, SnapshotInfo } from '../volume-driver.js'
 import type { RbdDriverOptions } from './rbd-driver.js'
@@ -49,20 +50,10 @@ export async function importIntoImage(
   assertOwnSnapshotName(req.toSnap, d.label)
   const decoded = await decodeDiff(source)
   const h = decoded.header
-  if ((h.fromSnap ?? undefined) !== req.fromSnap || (h.toSnap !== undefined && h.toSnap !== req.toSnap)) {
-    throw new SnapferryError(
-      'STATE_MISMATCH',
-      `delta for ${d.label} goes from '${h.fromSnap ?? '(nothing)'}' to '${h.toSnap ?? '(head)'}', expected '${req.fromSnap ?? '(nothing)'}' to '${req.toSnap}'`,
-    )
-  }
+  assertStreamMatches(h, req, d.label)
   const size = await d.img.size(req.signal)
   const snaps = size === undefined ? [] : await d.listSnapshots(req.signal)
-  if (snaps.some((s) => s.name === req.toSnap)) {
-    throw new SnapferryError('SNAPSHOT_EXISTS', `end snapshot '${req.toSnap}' already exists on ${d.label}`, {
-      hint: 'this delta was applied already; resume from that snapshot instead',
-      details: { volume: d.label, snapshot: req.toSnap },
-    })
-  }
+  assertEndSnapshotAbsent(snaps, req, d.label)
   const marker = size === undefined ? undefined : await d.marker(req.signal)
   if (req.fromSnap !== undefined) {
     await guardHead(d, req, snaps, marker, size ?? 0)

@@ -12,6 +12,7 @@ import type { DataRecord } from '../../delta-format/diff-records.js'
 import { mergeRecords } from '../../delta-format/merge-diffs.js'
 import { countBytes, countRecords, newCounters } from '../../delta-format/record-counters.js'
 import { SnapferryError } from '../../errors/snapferry-error.js'
+import { destroyingSourceOnError } from '../import-preconditions.js'
 import { assertOwnSnapshotName, isOwnSnapshot } from '../snapshot-names.js'
 import type {
   ChecksumResult,
@@ -186,13 +187,8 @@ export class RbdDriver implements VolumeDriver {
     }
   }
 
-  async importDiff(req: ImportRequest, source: Readable | AsyncIterable<Uint8Array>): Promise<ImportResult> {
-    try {
-      return await importIntoImage(this.#ctx, req, source)
-    } catch (e) {
-      if (typeof (source as Readable).destroy === 'function') (source as Readable).destroy()
-      throw e
-    }
+  importDiff(req: ImportRequest, source: Readable | AsyncIterable<Uint8Array>): Promise<ImportResult> {
+    return destroyingSourceOnError(source, () => importIntoImage(this.#ctx, req, source))
   }
 
   async checkHead(snap: string, signal?: AbortSignal): Promise<HeadState> {

@@ -1,17 +1,9 @@
-import { mkdtemp, open, rm, truncate, writeFile } from 'node:fs/promises'
+import { mkdtemp, rm, truncate, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { FileDriver } from '../../../src/drivers/file/file-driver.js'
 import { runVolumeDriverContract } from '../../contract/volume-driver-contract.js'
-
-async function pwrite(file: string, offset: number, data: Buffer) {
-  const fh = await open(file, 'r+').catch(() => open(file, 'w+'))
-  try {
-    await fh.write(data, 0, data.length, offset)
-  } finally {
-    await fh.close()
-  }
-}
+import { pwrite } from '../../helpers/files.js'
 
 for (const blockSize of [4096, 64 * 1024]) {
   runVolumeDriverContract({

@@ -32,3 +32,8 @@ export function roundOf(name: string): number | undefined {
   const m = /^snapferry-(\d{4,})-/.exec(name)
   return m ? Number(m[1]) : undefined
 }
+
+/** Order snapshots by round (numerically), then by name. */
+export function byRound(a: { name: string }, b: { name: string }): number {
+  return (roundOf(a.name) ?? -1) - (roundOf(b.name) ?? -1) || a.name.localeCompare(b.name)
+}

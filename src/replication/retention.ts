@@ -1,6 +1,7 @@
 /** Which shared snapshots to remove after a round: keep the newest `keep` (the next delta's base among them). Pure. */
+
+import { byRound } from '../drivers/snapshot-names.js'
 import type { SnapshotInfo } from '../drivers/volume-driver.js'
-import { byRound } from '../state/resume-point.js'
 
 export function snapshotsToPrune(
   shared: readonly SnapshotInfo[],

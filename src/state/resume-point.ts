@@ -2,7 +2,7 @@
  * Where a volume resumes: computed from what both sides actually hold (the destination's snapshots are
  * the truth) and what the journal says was under way. Pure.
  */
-import { roundOf } from '../drivers/snapshot-names.js'
+import { byRound, roundOf } from '../drivers/snapshot-names.js'
 import type { HeadState, SnapshotInfo } from '../drivers/volume-driver.js'
 import type { JournalEntry } from './journal-entries.js'
 
@@ -17,10 +17,6 @@ export interface ResumePlan {
   /** The journal shows snapferry started a base into this destination: replacing its data is ours to do. */
   readonly baseStartedByUs: boolean
   readonly notes: readonly string[]
-}
-
-export function byRound(a: { name: string }, b: { name: string }): number {
-  return (roundOf(a.name) ?? -1) - (roundOf(b.name) ?? -1) || a.name.localeCompare(b.name)
 }
 
 export function planResume(

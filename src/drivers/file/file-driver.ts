@@ -9,7 +9,7 @@ import type { Readable, Writable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import { SnapferryError } from '../../errors/snapferry-error.js'
 import { destroyingSourceOnError } from '../import-preconditions.js'
-import { assertOwnSnapshotName } from '../snapshot-names.js'
+import { assertOwnSnapshotName, byRound } from '../snapshot-names.js'
 import type {
   ChecksumResult,
   DriverCapabilities,
@@ -165,7 +165,8 @@ export class FileDriver implements VolumeDriver {
     const rec = await this.#store.openRecord(snap, 'start', this.#opts.blockSize)
     try {
       const st = await statVolume(this.#opts.path)
-      return await headChanges(this.#opts.path, st.size, rec, signal)
+      const size = st.kind === 'block-device' ? Math.min(st.size, rec.header.size) : st.size
+      return await headChanges(this.#opts.path, size, rec, signal)
     } finally {
       await rec.close()
     }
@@ -182,11 +183,12 @@ export class FileDriver implements VolumeDriver {
       )
     }
     const st = await statVolume(this.#opts.path)
+    const size = await this.#logicalSize(st)
     const hash = createHash('sha256')
-    if (st.size > 0) {
+    if (size > 0) {
       const stream = createReadStream(this.#opts.path, {
         start: 0,
-        end: st.size - 1,
+        end: size - 1,
         highWaterMark: 1 << 20,
         ...(signal ? { signal } : {}),
       })
@@ -194,6 +196,15 @@ export class FileDriver implements VolumeDriver {
         throw ioError(this.#opts.path, 'read', e)
       })
     }
-    return { algorithm: 'sha256', digest: hash.digest('hex'), size: st.size }
+    return { algorithm: 'sha256', digest: hash.digest('hex'), size }
+  }
+  /** A block device holds the volume in its first bytes: its size is the newest snapshot's, not the device's. */
+  async #logicalSize(st: Awaited<ReturnType<typeof statVolume>>): Promise<number> {
+    if (st.kind !== 'block-device') return st.size
+    const newest = (await this.#store.list())
+      .filter((s) => s.complete)
+      .sort(byRound)
+      .at(-1)
+    return newest ? Math.min(newest.size, st.size) : st.size
   }
 }

@@ -144,12 +144,14 @@ export async function checkFileHead(
   if (!st.exists) return { matches: false, reason: 'missing', detail: `${ctx.opts.path} does not exist` }
   // Quick proof for regular files: nothing has touched the file since the record was completed.
   if (st.kind === 'file' && sameStamp(st.stamp, rec.header.head)) return { matches: true }
-  const changed = await headChanges(ctx.opts.path, st.size, rec, signal)
-  if (changed.length === 0 && st.size === rec.header.size) return { matches: true }
+  // A block device is usually larger than the volume on it: only the volume's bytes count.
+  const size = st.kind === 'block-device' ? Math.min(st.size, rec.header.size) : st.size
+  const changed = await headChanges(ctx.opts.path, size, rec, signal)
+  if (changed.length === 0 && size === rec.header.size) return { matches: true }
   const bytes = changed.reduce((n, e) => n + e.length, 0)
   return {
     matches: false,
     reason: 'modified',
-    detail: `${bytes} bytes in ${changed.length} extents differ from '${rec.header.name}'${st.size !== rec.header.size ? `, size ${st.size} instead of ${rec.header.size}` : ''}`,
+    detail: `${bytes} bytes in ${changed.length} extents differ from '${rec.header.name}'${size !== rec.header.size ? `, size ${size} instead of ${rec.header.size}` : ''}`,
   }
 }

@@ -190,3 +190,53 @@ describe('cutover runbook through the CLI', () => {
     expect(await sha256File(s.dst)).toBe(await sha256File(s.src))
   })
 })
+
+describe('interrupting and aborting', () => {
+  it('Ctrl-C stops cleanly with exit 130, and the next run resumes to an exact copy', async () => {
+    s = await scenario({ size: 24 * MiB, extra: converge('transport: { bandwidth: 4MiB/s }') })
+    await s.scribble(7, 100)
+    const run = snapferrySpawn(['run', s.pipeline])
+    let err = ''
+    run.stderr.on('data', (b: Buffer) => {
+      err += b.toString()
+    })
+    for (let i = 0; i < 200 && !(await s.journal()).some((e) => e.type === 'transfer-started'); i++)
+      await new Promise((r) => setTimeout(r, 25))
+    await new Promise((r) => setTimeout(r, 300))
+    run.kill('SIGINT')
+    const code = await new Promise<number | null>((r) => run.on('exit', (c) => r(c)))
+    expect(code).toBe(EXIT.INTERRUPTED)
+    expect(err).toContain('SIGINT: stopping after cleaning up')
+    expect(err).toContain('error ABORTED: the run was interrupted')
+    expect(JSON.parse((await snapferry(['status', '--json', s.pipeline])).stdout).phase).toBe('aborted')
+    const again = await snapferry(['run', s.pipeline])
+    expect(again.code, again.stderr).toBe(EXIT.OK)
+    expect(await sha256File(s.dst)).toBe(await sha256File(s.src))
+  })
+
+  it('abort --clean-snapshots stops a holding run and removes every snapferry snapshot on both sides', async () => {
+    s = await scenario({
+      size: 4 * MiB,
+      extra: 'convergence: { targetDowntime: 1m, minRounds: 1, whenConverged: hold, holdInterval: 200ms }',
+    })
+    await s.scribble(8, 10)
+    const run = snapferrySpawn(['run', s.pipeline])
+    let out = ''
+    run.stdout.on('data', (b: Buffer) => {
+      out += b.toString()
+    })
+    const exited = new Promise<number | null>((r) => run.on('exit', (c) => r(c)))
+    for (let i = 0; i < 200 && !out.includes('converged: holding'); i++)
+      await new Promise((r) => setTimeout(r, 50))
+    const a = await snapferry(['abort', '--clean-snapshots', s.pipeline])
+    expect(a.code, a.stderr).toBe(EXIT.OK)
+    expect(a.stdout).toMatch(/^stopping snapferry pid \d+ \(run /)
+    expect(a.stdout).toMatch(/removed source snapshot snapferry-\d{4}-\S+ of volume disk/)
+    expect(a.stdout).toMatch(/removed destination snapshot snapferry-\d{4}-\S+ of volume disk/)
+    expect(await exited).toBe(EXIT.INTERRUPTED)
+    const { readdir } = await import('node:fs/promises')
+    expect((await readdir(`${s.src}.snapferry`)).filter((f) => f.startsWith('snapferry-'))).toEqual([])
+    expect((await readdir(`${s.dst}.snapferry`)).filter((f) => f.startsWith('snapferry-'))).toEqual([])
+    expect(JSON.parse((await snapferry(['status', '--json', s.pipeline])).stdout).phase).toBe('aborted')
+  })
+})

@@ -23,6 +23,11 @@ export interface PredictorInput {
   readonly concurrency: number
   /** The pause between the end of the last round and the cutover (roundInterval, or 0). */
   readonly pauseBeforeCutoverMs: number
+  /**
+   * Bytes already changed since each volume's last snapshot, measured just now by drivers that can
+   * tell cheaply (rbd: `rbd diff --from-snap`). Replaces the modelled part of the final delta.
+   */
+  readonly pendingBytes?: Readonly<Record<string, number>> | undefined
 }
 
 export interface VolumePrediction {
@@ -92,10 +97,14 @@ function predictVolume(volume: string, input: PredictorInput, link: number): Vol
   const dirty = dirtyRate(history)
   const scanRate = bestRate(history.map((h) => [h.scannedBytes, h.exportMs])) ?? DEFAULT_SCAN_RATE
   const scanMs = last.scannedBytes > 0 ? (last.volumeSize / scanRate) * 1000 : 0
-  // Changes since the last snapshot: made during the rest of the last round, the pause and the before hooks.
-  const sinceSnapshotMs =
-    Math.max(0, last.totalMs - last.snapshotMs) + input.pauseBeforeCutoverMs + (input.beforeHooksMs ?? 0)
-  const finalDeltaBytes = dirty * (sinceSnapshotMs / 1000)
+  // Changes since the last snapshot: made during the rest of the last round, the pause and the before
+  // hooks — or, where the driver measured what is pending now, that plus what the hooks' time adds.
+  const pending = input.pendingBytes?.[volume]
+  const hooksAndPauseMs = input.pauseBeforeCutoverMs + (input.beforeHooksMs ?? 0)
+  const finalDeltaBytes =
+    pending !== undefined
+      ? pending + dirty * (hooksAndPauseMs / 1000)
+      : dirty * ((Math.max(0, last.totalMs - last.snapshotMs) + hooksAndPauseMs) / 1000)
   const sendMs = Number.isFinite(link) ? (finalDeltaBytes / link) * 1000 : 0
   const fixedMs = fixedOverhead(history, link, scanRate)
   const snapshotMs = median(history.map((h) => h.snapshotMs))

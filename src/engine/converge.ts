@@ -2,6 +2,8 @@
  * The convergence controller: ship rounds until the predicted cutover window fits the target, then cut
  * over or hold the copy warm; say plainly when deltas stop shrinking and follow the stall policy.
  */
+
+import { RemoteVolumeDriver } from '../agent-protocol/remote-volume-driver.js'
 import { formatBytes, formatDuration, formatRate } from '../config/units.js'
 import { type Decision, decide } from '../convergence/convergence-policy.js'
 import { type Prediction, predictWindow } from '../convergence/predictor.js'
@@ -49,7 +51,7 @@ export async function converge(
   await ctx.journal.append({ type: 'phase', phase: 'converging' })
   let stallReported = false
   for (;;) {
-    const prediction = predict(ctx, rounds, opts)
+    const prediction = predict(ctx, rounds, opts, await measurePending(ctx, states))
     const decision = decide(rounds, prediction, {
       targetDowntimeMs: c.targetDowntime,
       minRounds: c.minRounds,
@@ -92,9 +94,10 @@ export async function converge(
       stallReported = true
     }
     if (c.roundInterval > 0) await sleep(c.roundInterval, ctx.signal)
-    const r = await runPipelineRound(ctx, states, outlookFrom(prediction))
+    const outlook = outlookFrom(prediction, c.roundInterval)
+    const r = await runPipelineRound(ctx, states, outlook)
     rounds.push(r)
-    reportRound(ctx, r)
+    reportRound(ctx, r, outlook)
   }
 }
 
@@ -114,14 +117,21 @@ async function hold(
     while (performance.now() < deadline) {
       if (await takeCutoverRequest(ctx.cfg.stateDir)) {
         ctx.reporter.line('cutover requested')
-        return { reason: 'cutover requested by the operator', prediction: predict(ctx, rounds, opts) }
+        return {
+          reason: 'cutover requested by the operator',
+          prediction: predict(ctx, rounds, opts, await measurePending(ctx, states)),
+        }
       }
       await sleep(Math.min(500, Math.max(0, deadline - performance.now())), ctx.signal)
     }
-    const r = await runPipelineRound(ctx, states, outlookFrom(predict(ctx, rounds, opts)))
+    const outlook = outlookFrom(
+      predict(ctx, rounds, opts, await measurePending(ctx, states)),
+      ctx.cfg.convergence.holdInterval,
+    )
+    const r = await runPipelineRound(ctx, states, outlook)
     rounds.push(r)
-    reportRound(ctx, r)
-    const p = predict(ctx, rounds, opts)
+    reportRound(ctx, r, outlook)
+    const p = predict(ctx, rounds, opts, await measurePending(ctx, states))
     await ctx.journal.append({
       type: 'prediction',
       round: r.round,
@@ -133,7 +143,27 @@ async function hold(
   }
 }
 
-function predict(ctx: EngineContext, rounds: readonly PipelineRound[], opts: ConvergeOptions): Prediction {
+/** What each source says is already changed since its last snapshot, when every source can tell cheaply. */
+async function measurePending(
+  ctx: EngineContext,
+  states: readonly VolumeState[],
+): Promise<Record<string, number> | undefined> {
+  const out: Record<string, number> = {}
+  for (const s of states) {
+    if (!(s.pair.source instanceof RemoteVolumeDriver) || s.last === null) return undefined
+    const n = await s.pair.source.estimate(s.last, ctx.signal).catch(() => undefined)
+    if (n === undefined) return undefined
+    out[s.pair.name] = n
+  }
+  return out
+}
+
+function predict(
+  ctx: EngineContext,
+  rounds: readonly PipelineRound[],
+  opts: ConvergeOptions,
+  pendingBytes?: Record<string, number>,
+): Prediction {
   const hooks = ctx.cfg.cutover
   return predictWindow({
     rounds,
@@ -143,13 +173,18 @@ function predict(ctx: EngineContext, rounds: readonly PipelineRound[], opts: Con
     afterHooksMs: hooks.after.length === 0 ? 0 : opts.hookMs.after,
     concurrency: ctx.cfg.concurrency,
     pauseBeforeCutoverMs: 0,
+    pendingBytes,
   })
 }
 
-/** The next round should move about what the predictor expects the final delta to be. */
-export function outlookFrom(p: Prediction): RoundOutlook {
+/**
+ * What the next round should move: the final delta the predictor expects if the workload stopped now,
+ * plus what it writes during `extraMs` more (the pause before a regular round; 0 for the final one).
+ */
+export function outlookFrom(p: Prediction, extraMs = 0): RoundOutlook {
+  if (p.dirtyBytesPerSecond <= 0) return { predictedWindowMs: p.windowMs }
   return {
-    expectedBytes: p.dirtyBytesPerSecond > 0 ? p.finalDeltaBytes : undefined,
+    expectedBytes: p.finalDeltaBytes + (p.dirtyBytesPerSecond * extraMs) / 1000,
     predictedWindowMs: p.windowMs,
   }
 }
@@ -165,12 +200,15 @@ export function describePrediction(p: Prediction): string {
   return `window ${formatDuration(p.windowMs)} (final delta ~${formatBytes(p.finalDeltaBytes)} at ${link}, round ${formatDuration(p.finalRoundMs)}, verify ${formatDuration(p.verifyMs)}, hooks ${formatDuration(p.beforeHooksMs + p.afterHooksMs)}); dirty ${formatRate(p.dirtyBytesPerSecond)}`
 }
 
-export function reportRound(ctx: EngineContext, r: PipelineRound): void {
+/** The round's measurement, next to what the previous prediction expected it to move. */
+export function reportRound(ctx: EngineContext, r: PipelineRound, outlook?: RoundOutlook): void {
   const bytes = r.volumes.reduce((n, v) => n + v.streamBytes, 0)
   const changed = r.volumes.reduce((n, v) => n + v.dataBytes + v.zeroBytes, 0)
   const kind = r.volumes.every((v) => v.fromSnap === null) ? 'base' : 'delta'
+  const expected =
+    outlook?.expectedBytes !== undefined ? ` (predicted ~${formatBytes(outlook.expectedBytes)})` : ''
   ctx.reporter.line(
-    `round ${r.round} (${kind}): ${formatBytes(changed)} changed, ${formatBytes(bytes)} on the wire, ${r.volumes.reduce((n, v) => n + v.extents, 0)} extents in ${formatDuration(r.totalMs)}`,
+    `round ${r.round} (${kind}): ${formatBytes(changed)} changed${expected}, ${formatBytes(bytes)} on the wire, ${r.volumes.reduce((n, v) => n + v.extents, 0)} extents in ${formatDuration(r.totalMs)}`,
   )
 }
 

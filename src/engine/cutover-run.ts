@@ -33,9 +33,10 @@ export async function runCutover(
       kind: 'final-round',
       phase: 'transfer',
       run: async () => {
-        finalRound = await runPipelineRound(ctx, states, prediction ? outlookFrom(prediction) : {})
+        const outlook = prediction ? outlookFrom(prediction) : {}
+        finalRound = await runPipelineRound(ctx, states, outlook)
         for (const s of states) finalSnapshots[s.pair.name] = s.last as string
-        reportRound(ctx, finalRound)
+        reportRound(ctx, finalRound, outlook)
         return { output: `final snapshots: ${Object.values(finalSnapshots).join(', ')}` }
       },
     },

@@ -9,6 +9,7 @@ interface Rule {
   readonly transient?: boolean
 }
 
+/** First match wins: specific errno and messages before generic ones (an open can fail with ETIMEDOUT). */
 const RULES: readonly Rule[] = [
   {
     match: /start snapshot '([^']*)' does not exist/,
@@ -21,22 +22,15 @@ const RULES: readonly Rule[] = [
     hint: 'this delta was applied already; run again to resume from it',
   },
   {
-    match: /error (opening|getting) (image|snapshot|snap)|No such file or directory|image does not exist/i,
-    code: 'VOLUME_NOT_FOUND',
-    hint: 'check pool, namespace and image in the pipeline, and that the cluster is the right one',
+    match: /couldn't connect to the cluster|Connection timed out|\(110\)|timed out/i,
+    code: 'CLUSTER_UNREACHABLE',
+    hint: 'check the conf/keyring/id of this cluster and that its monitors and OSDs are reachable from the agent host',
+    transient: true,
   },
-  { match: /already exists|\(17\) File exists/, code: 'VOLUME_EXISTS', hint: 'the image exists already' },
   {
-    match: /No space left|\(28\)|Disk quota exceeded|\(122\)|pool is full|FULL/i,
+    match: /No space left|\(28\)|Disk quota exceeded|\(122\)|pool is full|\bFULL\b/,
     code: 'VOLUME_NO_SPACE',
     hint: 'the pool is full or over quota: free space or raise the quota, then run again (completed rounds are kept)',
-  },
-  {
-    match:
-      /couldn't connect to the cluster|Connection timed out|\(110\)|monclient.*timed out|authenticate timed out/i,
-    code: 'CLUSTER_UNREACHABLE',
-    hint: 'check the conf/keyring/id of this cluster and that its monitors are reachable from the agent host',
-    transient: true,
   },
   {
     match: /Permission denied|\(13\)|\(1\) Operation not permitted/,
@@ -44,9 +38,15 @@ const RULES: readonly Rule[] = [
     hint: 'the Ceph user lacks caps on this pool: check the keyring and `ceph auth get client.<id>`',
   },
   {
+    match: /\(2\) No such file or directory|image does not exist/,
+    code: 'VOLUME_NOT_FOUND',
+    hint: 'check pool, namespace and image in the pipeline, and that the cluster is the right one',
+  },
+  { match: /already exists|\(17\) File exists/, code: 'VOLUME_EXISTS', hint: 'the image exists already' },
+  {
     match: /invalid or unexpected diff banner|\(74\)|\(22\) Invalid argument/,
     code: 'RBD_CLI_FAILED',
-    hint: 'rbd rejected the delta stream; run again to produce a fresh one',
+    hint: 'rbd rejected the request or the delta stream; the message says which',
   },
 ]
 

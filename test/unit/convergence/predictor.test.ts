@@ -104,6 +104,27 @@ describe('predictor', () => {
     expect(b.windowMs - a.windowMs).toBeCloseTo(2000 + ((4 * MiB * 2) / (10 * MiB)) * 1000, -1)
   })
 
+  it('uses what a driver measured as pending instead of modelling it', () => {
+    const rounds = simulateRounds(
+      {
+        dirtyRate: 2 * MiB,
+        link: 10 * MiB,
+        volumeSize: 1 << 30,
+        scanRate: 0,
+        snapshotMs: 100,
+        overheadMs: 0,
+      },
+      5,
+      100 * MiB,
+    )
+    const modelled = predictWindow({ ...base, rounds })
+    const measured = predictWindow({ ...base, rounds, pendingBytes: { v: 5 * MiB }, beforeHooksMs: 1000 })
+    // 5 MiB already pending, plus 1 s of hooks at 2 MiB/s, at 10 MiB/s: 700 ms of sending.
+    expect(measured.finalDeltaBytes).toBeCloseTo(7 * MiB, -4)
+    expect(measured.volumes[0]?.sendMs).toBeCloseTo(700, -1)
+    expect(modelled.finalDeltaBytes).toBeLessThan(measured.finalDeltaBytes)
+  })
+
   it('says what it could not measure', () => {
     const rounds = simulateRounds(
       { dirtyRate: MiB, link: 10 * MiB, volumeSize: 1 << 30, scanRate: 0, snapshotMs: 100, overheadMs: 0 },

@@ -140,6 +140,8 @@ export class AgentServer {
         return d.headChangesSince(params.snapshot as string, signal)
       case 'checksum':
         return d.checksum(params.at as 'head', signal)
+      case 'recordDigest':
+        return d.recordDigest ? d.recordDigest(params.snapshot as string, signal) : null
       case 'estimateDiff':
         return d.estimateDiff ? d.estimateDiff(params.fromSnap as string | undefined, signal) : null
       case 'exportDiff':

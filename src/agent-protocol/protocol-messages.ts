@@ -51,6 +51,7 @@ export const AGENT_METHODS = [
   'headChangesSince',
   'checksum',
   'estimateDiff',
+  'recordDigest',
 ] as const
 export type AgentMethod = (typeof AGENT_METHODS)[number]
 

@@ -13,6 +13,7 @@ import type {
   HeadState,
   ImportRequest,
   ImportResult,
+  RecordDigest,
   SnapshotInfo,
   VolumeDriver,
   VolumeInfo,
@@ -69,6 +70,11 @@ export class RemoteVolumeDriver implements VolumeDriver {
   }
   checksum(at: 'head' | { readonly snapshot: string }, signal?: AbortSignal): Promise<ChecksumResult> {
     return this.#call('checksum', { at }, signal)
+  }
+
+  /** The record digest, or undefined when the agent's driver keeps no records. */
+  async recordDigestIfAny(snapshot: string, signal?: AbortSignal): Promise<RecordDigest | undefined> {
+    return (await this.#call<RecordDigest | null>('recordDigest', { snapshot }, signal)) ?? undefined
   }
 
   /** The agent's estimate, or undefined when its driver has none (file: it would take a full scan). */

@@ -85,7 +85,7 @@ export const hookSchema = z.strictObject({
 
 export const STALL_POLICIES = ['keep-trying', 'fail', 'cutover'] as const
 export const CONVERGED_ACTIONS = ['cutover', 'hold'] as const
-export const VERIFY_LEVELS = ['full', 'none'] as const
+export const VERIFY_LEVELS = ['full', 'records', 'none'] as const
 
 export const convergenceSchema = z.strictObject({
   /** The longest the workload may be stopped for the final delta, verification and hooks. */
@@ -113,7 +113,11 @@ export const cutoverSchema = z.strictObject({
   after: z.array(hookSchema).default([]),
   /** Run when cutover fails before the destination is promoted (e.g. restart the source workload). */
   rollback: z.array(hookSchema).default([]),
-  /** `full`: compare every byte of both sides (sha256) while the workload is stopped; `none`: skip. */
+  /**
+   * `full`: compare every byte of both sides (sha256) while the workload is stopped; `records`: compare
+   * the final snapshot's block-hash records where both sides keep them (file driver, same block size;
+   * every byte otherwise); `none`: skip.
+   */
   verify: z.enum(VERIFY_LEVELS).default('full'),
 })
 

@@ -15,7 +15,8 @@ export interface PredictorInput {
   readonly rounds: readonly PipelineRound[]
   /** Configured bandwidth cap (bytes/s; Infinity when unlimited). */
   readonly bandwidthLimit: number
-  readonly verify: 'full' | 'none'
+  /** Verification per volume (`records` costs next to nothing; `full` reads both volumes). */
+  readonly verify: Readonly<Record<string, 'full' | 'records' | 'none'>> | 'full' | 'records' | 'none'
   /** Measured durations of the cutover hooks, when a previous attempt or dry run measured them. */
   readonly beforeHooksMs: number | undefined
   readonly afterHooksMs: number | undefined
@@ -109,7 +110,8 @@ function predictVolume(volume: string, input: PredictorInput, link: number): Vol
   const fixedMs = fixedOverhead(history, link, scanRate)
   const snapshotMs = median(history.map((h) => h.snapshotMs))
   const finalRoundMs = snapshotMs + Math.max(scanMs, sendMs) + fixedMs
-  const verifyMs = input.verify === 'full' ? (last.volumeSize / scanRate) * 1000 : 0
+  const level = typeof input.verify === 'string' ? input.verify : (input.verify[volume] ?? 'full')
+  const verifyMs = level === 'full' ? (last.volumeSize / scanRate) * 1000 : 0
   return {
     volume,
     dirtyBytesPerSecond: dirty,

@@ -115,6 +115,14 @@ export interface ChecksumResult {
   readonly size: number
 }
 
+/** A digest of a snapshot's block-hash record: equal digests mean equal content, block for block. */
+export interface RecordDigest {
+  readonly blockSize: number
+  readonly size: number
+  /** sha256 over the record's block hashes. */
+  readonly digest: string
+}
+
 export interface VolumeDriver {
   readonly capabilities: DriverCapabilities
   describe(signal?: AbortSignal): Promise<VolumeInfo>
@@ -129,6 +137,8 @@ export interface VolumeDriver {
   headChangesSince(snap: string, signal?: AbortSignal): Promise<Extent[]>
   /** sha256 of the volume's content at `at` ('head' or a snapshot, if frozenSnapshots). */
   checksum(at: 'head' | { readonly snapshot: string }, signal?: AbortSignal): Promise<ChecksumResult>
+  /** The digest of `snapshot`'s block-hash record, for drivers that keep records (verify: records). */
+  recordDigest?(snapshot: string, signal?: AbortSignal): Promise<RecordDigest>
   /** A cheap estimate of the bytes a delta from `fromSnap` to the head would ship, if the driver has one. */
   estimateDiff?(fromSnap: string | undefined, signal?: AbortSignal): Promise<number>
 }

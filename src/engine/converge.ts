@@ -5,6 +5,7 @@
 
 import { RemoteVolumeDriver } from '../agent-protocol/remote-volume-driver.js'
 import { formatBytes, formatDuration, formatRate } from '../config/units.js'
+import { verifyByVolume } from '../config/verify-level.js'
 import { type Decision, decide } from '../convergence/convergence-policy.js'
 import { type Prediction, predictWindow } from '../convergence/predictor.js'
 import type { PipelineRound } from '../convergence/round-stats.js'
@@ -168,7 +169,7 @@ function predict(
   return predictWindow({
     rounds,
     bandwidthLimit: ctx.cfg.transport.bandwidth,
-    verify: hooks.verify,
+    verify: verifyByVolume(ctx.cfg),
     beforeHooksMs: hooks.before.length === 0 ? 0 : opts.hookMs.before,
     afterHooksMs: hooks.after.length === 0 ? 0 : opts.hookMs.after,
     concurrency: ctx.cfg.concurrency,

@@ -1,9 +1,13 @@
 /** Build and run the cutover runbook: before hooks → final round → verify → after hooks (rollback on failure). */
+
+import { RemoteVolumeDriver } from '../agent-protocol/remote-volume-driver.js'
 import { formatDuration } from '../config/units.js'
+import { effectiveVerify } from '../config/verify-level.js'
 import type { Prediction } from '../convergence/predictor.js'
 import type { PipelineRound } from '../convergence/round-stats.js'
 import { hookSteps } from '../cutover/hook-steps.js'
 import { type RunbookResult, type RunbookStep, runRunbook } from '../cutover/runbook.js'
+import type { RecordDigest } from '../drivers/volume-driver.js'
 import { SnapferryError } from '../errors/snapferry-error.js'
 import { outlookFrom, reportRound } from './converge.js'
 import type { EngineContext } from './engine-context.js'
@@ -40,7 +44,7 @@ export async function runCutover(
         return { output: `final snapshots: ${Object.values(finalSnapshots).join(', ')}` }
       },
     },
-    ...(cfg.cutover.verify === 'full' ? [verifyStep(ctx, states)] : []),
+    ...(cfg.cutover.verify === 'none' ? [] : [verifyStep(ctx, states)]),
     ...hookSteps(cfg, cfg.cutover.after, 'after', snaps),
   ]
   const rollback = hookSteps(cfg, cfg.cutover.rollback, 'rollback', snaps)
@@ -77,7 +81,22 @@ export async function runCutover(
   return { result, finalRound, finalSnapshots }
 }
 
-/** Full verification: sha256 of every byte on both sides, all volumes, while the workload is stopped. */
+/** The final snapshot's record digests, where both sides keep records (verify: records). */
+async function recordDigests(
+  s: VolumeState,
+  signal?: AbortSignal,
+): Promise<[RecordDigest, RecordDigest] | undefined> {
+  const snap = s.last as string
+  const get = async (d: VolumeState['pair']['source']) =>
+    d instanceof RemoteVolumeDriver ? d.recordDigestIfAny(snap, signal) : d.recordDigest?.(snap, signal)
+  const [a, b] = await Promise.all([get(s.pair.source), get(s.pair.destination)])
+  return a && b && a.blockSize === b.blockSize ? [a, b] : undefined
+}
+
+/**
+ * Verification while the workload is stopped: sha256 of every byte on both sides (`full`), or, with
+ * `records`, the digests of both sides' block-hash records of the final snapshot where both keep them.
+ */
 function verifyStep(ctx: EngineContext, states: VolumeState[]): RunbookStep {
   return {
     name: 'verify',
@@ -86,19 +105,31 @@ function verifyStep(ctx: EngineContext, states: VolumeState[]): RunbookStep {
     run: async (signal) => {
       const lines = await mapLimit(states, ctx.cfg.concurrency, async (s) => {
         const snap = s.last as string
+        if (effectiveVerify(ctx.cfg, s.pair.config) === 'records') {
+          const digests = await recordDigests(s, signal)
+          if (digests) {
+            const [a, b] = digests
+            if (a.digest !== b.digest || a.size !== b.size)
+              throw mismatch(
+                s,
+                snap,
+                `record digest ${b.digest.slice(0, 16)}… vs ${a.digest.slice(0, 16)}…`,
+                { source: a, destination: b },
+              )
+            return `${s.pair.name}: block-hash records of ${snap} equal on both sides (sha256 ${a.digest}, ${a.size} bytes in ${a.blockSize}-byte blocks)`
+          }
+        }
         const at = (frozen: boolean) => (frozen ? { snapshot: snap } : ('head' as const))
         const [a, b] = await Promise.all([
           s.pair.source.checksum(at(s.pair.source.capabilities.frozenSnapshots), signal),
           s.pair.destination.checksum(at(s.pair.destination.capabilities.frozenSnapshots), signal),
         ])
         if (a.digest !== b.digest || a.size !== b.size) {
-          throw new SnapferryError(
-            'VERIFY_MISMATCH',
-            `volume ${s.pair.name}: destination differs from the source at ${snap} (sha256 ${b.digest.slice(0, 16)}… vs ${a.digest.slice(0, 16)}…, ${b.size} vs ${a.size} bytes)`,
-            {
-              hint: 'the destination is not promoted; rollback hooks ran. Run again: the next round repairs the copy',
-              details: { volume: s.pair.name, snapshot: snap, source: a, destination: b },
-            },
+          throw mismatch(
+            s,
+            snap,
+            `sha256 ${b.digest.slice(0, 16)}… vs ${a.digest.slice(0, 16)}…, ${b.size} vs ${a.size} bytes`,
+            { source: a, destination: b },
           )
         }
         return `${s.pair.name}: sha256 ${a.digest} (${a.size} bytes) on both sides`
@@ -106,4 +137,20 @@ function verifyStep(ctx: EngineContext, states: VolumeState[]): RunbookStep {
       return { output: lines.join('\n') }
     },
   }
+}
+
+function mismatch(
+  s: VolumeState,
+  snap: string,
+  what: string,
+  details: Record<string, unknown>,
+): SnapferryError {
+  return new SnapferryError(
+    'VERIFY_MISMATCH',
+    `volume ${s.pair.name}: destination differs from the source at ${snap} (${what})`,
+    {
+      hint: 'the destination is not promoted; rollback hooks ran. Run again: the next round repairs the copy',
+      details: { volume: s.pair.name, snapshot: snap, ...details },
+    },
+  )
 }

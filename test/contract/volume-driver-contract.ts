@@ -97,6 +97,12 @@ export function runVolumeDriverContract(opts: ContractOptions): void {
       }
       const dstSnaps = await vols.destination.listSnapshots()
       expect(dstSnaps.filter((x) => x.complete).map((x) => x.name)).toContain(prev)
+      // Drivers that keep block-hash records agree on them when the content is equal.
+      const [ra, rb] = await Promise.all([
+        vols.source.recordDigest?.(prev),
+        vols.destination.recordDigest?.(prev),
+      ])
+      if (ra && rb && ra.blockSize === rb.blockSize) expect(rb).toEqual(ra)
     })
 
     test('an unchanged volume ships an empty delta', async () => {

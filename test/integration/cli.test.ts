@@ -82,6 +82,21 @@ describe('snapferry run / status', () => {
     )
   })
 
+  it('verify: records compares block-hash records (file ↔ file, same block size), else every byte', async () => {
+    s = await scenario({ size: 8 * MiB, extra: converge('cutover: { verify: records }') })
+    await s.scribble(4, 30)
+    const r = await snapferry(['run', s.pipeline])
+    expect(r.code, r.stderr).toBe(EXIT.OK)
+    const j = await s.journal()
+    const verify = j.find((e) => e.type === 'cutover-step' && e.step === 'verify' && e.status === 'ok')
+    expect(verify?.type === 'cutover-step' && verify.output).toMatch(
+      /^disk: block-hash records of snapferry-0002-\S+ equal on both sides \(sha256 [0-9a-f]{64}, 8388608 bytes in 16384-byte blocks\)$/,
+    )
+    expect(await sha256File(s.dst)).toBe(await sha256File(s.src))
+    const dry = await snapferry(['cutover', '--dry-run', s.pipeline])
+    expect(dry.stdout).toContain('  verify: the final block-hash records must match')
+  })
+
   it('exit 6 while another run holds the lock', async () => {
     s = await scenario({ size: MiB, extra: converge() })
     const { mkdir } = await import('node:fs/promises')

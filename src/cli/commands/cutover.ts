@@ -59,11 +59,13 @@ export function describeRunbook(cfg: PipelineConfig): string {
   lines.push('  -- downtime starts --')
   for (const h of cfg.cutover.before) lines.push(hook('before', h))
   lines.push(`  final-delta: snapshot ${cfg.volumes.map((v) => v.name).join(', ')} and ship the last delta`)
-  lines.push(
-    cfg.cutover.verify === 'full'
-      ? '  verify: sha256 of every byte on both sides must match'
-      : '  verify: skipped (verify: none)',
-  )
+  const verifyText = {
+    full: '  verify: sha256 of every byte on both sides must match',
+    records:
+      '  verify: the final block-hash records must match (file ↔ file, same block size; every byte otherwise)',
+    none: '  verify: skipped (verify: none)',
+  }[cfg.cutover.verify]
+  lines.push(verifyText)
   for (const h of cfg.cutover.after) lines.push(hook('after', h))
   lines.push('  -- downtime ends --')
   lines.push('  on failure before the after hooks, these run and the source stays as it was:')

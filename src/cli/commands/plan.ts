@@ -2,6 +2,7 @@
 import type { Command } from 'commander'
 import { RemoteVolumeDriver } from '../../agent-protocol/remote-volume-driver.js'
 import { formatBytes, formatDuration, formatRate } from '../../config/units.js'
+import { verifyByVolume } from '../../config/verify-level.js'
 import { predictWindow } from '../../convergence/predictor.js'
 import { openVolumes } from '../../engine/open-volumes.js'
 import { historyFromJournal } from '../../engine/round-history.js'
@@ -64,7 +65,7 @@ export async function runPlan(file: string, opts: GlobalOptions): Promise<number
       const p = predictWindow({
         rounds,
         bandwidthLimit: cfg.transport.bandwidth,
-        verify: cfg.cutover.verify,
+        verify: verifyByVolume(cfg),
         beforeHooksMs: cfg.cutover.before.length ? hooks.before : 0,
         afterHooksMs: cfg.cutover.after.length ? hooks.after : 0,
         concurrency: cfg.concurrency,

@@ -19,6 +19,7 @@ import type {
   HeadState,
   ImportRequest,
   ImportResult,
+  RecordDigest,
   SnapshotInfo,
   VolumeDriver,
   VolumeInfo,
@@ -156,6 +157,21 @@ export class FileDriver implements VolumeDriver {
       return { matches: false, reason: 'missing', detail: `snapshot '${snap}' has no complete record` }
     try {
       return await checkFileHead(this.#ctx, rec, await this.#store.marker(), signal)
+    } finally {
+      await rec.close()
+    }
+  }
+
+  async recordDigest(snapshot: string, signal?: AbortSignal): Promise<RecordDigest> {
+    const rec = await this.#store.openRecord(snapshot, 'end', this.#opts.blockSize)
+    try {
+      const h = createHash('sha256')
+      const per = 65536
+      for (let b = 0; b < rec.header.blocks; b += per) {
+        signal?.throwIfAborted()
+        h.update(await rec.read(b, per))
+      }
+      return { blockSize: rec.header.blockSize, size: rec.header.size, digest: h.digest('hex') }
     } finally {
       await rec.close()
     }

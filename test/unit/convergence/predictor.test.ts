@@ -84,6 +84,9 @@ describe('predictor', () => {
     const full = predictWindow({ ...base, rounds, verify: 'full' })
     expect(full.verifyMs).toBeCloseTo(scanMs, -1)
     expect(full.windowMs).toBeCloseTo(noVerify.windowMs + scanMs, -1)
+    // Comparing block-hash records costs next to nothing; per volume, as the engine passes it.
+    expect(predictWindow({ ...base, rounds, verify: { v: 'records' } }).verifyMs).toBe(0)
+    expect(predictWindow({ ...base, rounds, verify: { v: 'full' } }).verifyMs).toBeCloseTo(scanMs, -1)
   })
 
   it('counts the before hooks twice: as downtime, and as time in which the workload still writes', () => {

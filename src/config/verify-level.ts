@@ -1,0 +1,19 @@
+/** Which verification a volume really gets: `records` needs block-hash records on both sides. */
+import type { PipelineConfig, VolumeConfig } from './pipeline-config.js'
+
+export type VerifyLevel = PipelineConfig['cutover']['verify']
+
+/** Records are comparable only between two file endpoints that hash the same block size. */
+export function effectiveVerify(cfg: PipelineConfig, v: VolumeConfig): VerifyLevel {
+  const level = cfg.cutover.verify
+  if (level !== 'records') return level
+  const comparable =
+    v.source.driver === 'file' &&
+    v.destination.driver === 'file' &&
+    v.source.blockSize === v.destination.blockSize
+  return comparable ? 'records' : 'full'
+}
+
+export function verifyByVolume(cfg: PipelineConfig): Record<string, VerifyLevel> {
+  return Object.fromEntries(cfg.volumes.map((v) => [v.name, effectiveVerify(cfg, v)]))
+}

@@ -1,8 +1,22 @@
 /** What every driver's importDiff checks before touching the destination, and how it treats its source. */
 import type { Readable } from 'node:stream'
+import { decodeDiff } from '../delta-format/diff-decoder.js'
 import type { DiffHeader } from '../delta-format/diff-records.js'
 import { SnapferryError } from '../errors/snapferry-error.js'
+import { assertOwnSnapshotName } from './snapshot-names.js'
 import type { ImportRequest, SnapshotInfo } from './volume-driver.js'
+
+/** Read the delta's header and check it is the one requested; its records then stream lazily. */
+export async function decodeRequestedDelta(
+  source: Readable | AsyncIterable<Uint8Array>,
+  req: ImportRequest,
+  label: string,
+) {
+  assertOwnSnapshotName(req.toSnap, label)
+  const decoded = await decodeDiff(source)
+  assertStreamMatches(decoded.header, req, label)
+  return decoded
+}
 
 /** The stream must be the delta the caller asked for: same start, same end (a head export has no end). */
 export function assertStreamMatches(h: DiffHeader, req: ImportRequest, label: string): void {

@@ -4,10 +4,8 @@
  */
 import { open } from 'node:fs/promises'
 import type { Readable } from 'node:stream'
-import { decodeDiff } from '../../delta-format/diff-decoder.js'
 import { SnapferryError } from '../../errors/snapferry-error.js'
-import { assertEndSnapshotAbsent, assertStreamMatches } from '../import-preconditions.js'
-import { assertOwnSnapshotName } from '../snapshot-names.js'
+import { assertEndSnapshotAbsent, decodeRequestedDelta } from '../import-preconditions.js'
 import type { HeadState, ImportRequest, ImportResult } from '../volume-driver.js'
 import { applyDiff } from './apply-diff.js'
 import { blockHasher } from './block-hasher.js'
@@ -29,10 +27,8 @@ export async function importIntoFile(
   source: Readable | AsyncIterable<Uint8Array>,
 ): Promise<ImportResult> {
   const t0 = performance.now()
-  assertOwnSnapshotName(req.toSnap, ctx.label)
-  const decoded = await decodeDiff(source)
+  const decoded = await decodeRequestedDelta(source, req, ctx.label)
   const h = decoded.header
-  assertStreamMatches(h, req, ctx.label)
   assertEndSnapshotAbsent(await ctx.store.list(), req, ctx.label)
   const marker = await ctx.store.marker()
   const st = await statVolume(ctx.opts.path)

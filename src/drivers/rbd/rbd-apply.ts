@@ -4,12 +4,11 @@
  */
 import { tmpdir } from 'node:os'
 import type { Readable } from 'node:stream'
-import { decodeDiff } from '../../delta-format/diff-decoder.js'
 import { encodeDiffV1 } from '../../delta-format/diff-encoder.js'
 import { countBytes, countRecords, newCounters } from '../../delta-format/record-counters.js'
 import { SnapferryError } from '../../errors/snapferry-error.js'
-import { assertEndSnapshotAbsent, assertStreamMatches } from '../import-preconditions.js'
-import { assertOwnSnapshotName, isOwnSnapshot } from '../snapshot-names.js'
+import { assertEndSnapshotAbsent, decodeRequestedDelta } from '../import-preconditions.js'
+import { isOwnSnapshot } from '../snapshot-names.js'
 import type { HeadState, ImportRequest, ImportResult, SnapshotInfo } from '../volume-driver.js'
 import type { RbdDriverOptions } from './rbd-driver.js'
 import type { RbdImage } from './rbd-image.js'
@@ -47,10 +46,8 @@ export async function importIntoImage(
   source: Readable | AsyncIterable<Uint8Array>,
 ): Promise<ImportResult> {
   const t0 = performance.now()
-  assertOwnSnapshotName(req.toSnap, d.label)
-  const decoded = await decodeDiff(source)
+  const decoded = await decodeRequestedDelta(source, req, d.label)
   const h = decoded.header
-  assertStreamMatches(h, req, d.label)
   const size = await d.img.size(req.signal)
   const snaps = size === undefined ? [] : await d.listSnapshots(req.signal)
   assertEndSnapshotAbsent(snaps, req, d.label)

@@ -205,5 +205,3 @@ export const pipelineSchema = z.strictObject({
     .optional()
     .describe('Journal, lock and logs; default `.snapferry/<name>/` next to the pipeline file.'),
 })
-
-export type PipelineInput = z.input<typeof pipelineSchema>

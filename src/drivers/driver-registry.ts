@@ -32,5 +32,3 @@ export function createDriver(endpoint: EndpointConfig, label: string): VolumeDri
       })
   }
 }
-
-export const DRIVER_NAMES = ['file', 'rbd'] as const

@@ -19,12 +19,3 @@ export async function takeCutoverRequest(stateDir: string): Promise<boolean> {
   await rm(file, { force: true })
   return true
 }
-
-export async function cutoverRequested(stateDir: string): Promise<boolean> {
-  try {
-    await access(path.join(stateDir, CUTOVER_REQUEST))
-    return true
-  } catch {
-    return false
-  }
-}

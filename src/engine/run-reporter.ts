@@ -7,8 +7,6 @@ export interface RunReporter {
   status(text: string): void
 }
 
-export const silentReporter: RunReporter = { line() {}, status() {} }
-
 export function streamReporter(out: NodeJS.WriteStream): RunReporter {
   const tty = out.isTTY === true
   let shown = false

@@ -44,6 +44,19 @@ export function snapferrySpawn(args: readonly string[], env: Record<string, stri
   })
 }
 
+/** Start `snapferry run` and wait until it reports holding the copy warm; returns its output so far and its exit. */
+export async function runUntilHolding(pipelineFile: string) {
+  const run = snapferrySpawn(['run', pipelineFile])
+  const seen = { out: '' }
+  run.stdout.on('data', (b: Buffer) => {
+    seen.out += b.toString()
+  })
+  const exited = new Promise<number | null>((r) => run.on('exit', (c) => r(c)))
+  for (let i = 0; i < 400 && !seen.out.includes('converged: holding'); i++)
+    await new Promise((r) => setTimeout(r, 50))
+  return { run, exited, output: () => seen.out }
+}
+
 export async function sha256File(file: string): Promise<string> {
   const h = createHash('sha256')
   await pipeline(createReadStream(file), h)

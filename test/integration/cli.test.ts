@@ -4,7 +4,14 @@ import { writeFile } from 'node:fs/promises'
 import path from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
 import { EXIT } from '../../src/cli/exit-codes.js'
-import { type Scenario, scenario, sha256File, snapferry, snapferrySpawn } from '../helpers/cli.js'
+import {
+  runUntilHolding,
+  type Scenario,
+  scenario,
+  sha256File,
+  snapferry,
+  snapferrySpawn,
+} from '../helpers/cli.js'
 
 const MiB = 1 << 20
 const converge = (
@@ -187,15 +194,8 @@ describe('cutover runbook through the CLI', () => {
       size: 4 * MiB,
       extra: 'convergence: { targetDowntime: 1m, minRounds: 1, whenConverged: hold, holdInterval: 300ms }',
     })
-    const run = snapferrySpawn(['run', s.pipeline])
-    let out = ''
-    run.stdout.on('data', (b: Buffer) => {
-      out += b.toString()
-    })
-    const exited = new Promise<number | null>((r) => run.on('exit', (c) => r(c)))
-    for (let i = 0; i < 200 && !out.includes('converged: holding'); i++)
-      await new Promise((r) => setTimeout(r, 100))
-    expect(out).toContain('converged: holding the destination warm')
+    const { exited, output } = await runUntilHolding(s.pipeline)
+    expect(output()).toContain('converged: holding the destination warm')
     await s.scribble(3, 20)
     const c = await snapferry(['cutover', s.pipeline])
     expect(c.stdout).toContain('asked the running snapferry')
@@ -235,14 +235,7 @@ describe('interrupting and aborting', () => {
       extra: 'convergence: { targetDowntime: 1m, minRounds: 1, whenConverged: hold, holdInterval: 200ms }',
     })
     await s.scribble(8, 10)
-    const run = snapferrySpawn(['run', s.pipeline])
-    let out = ''
-    run.stdout.on('data', (b: Buffer) => {
-      out += b.toString()
-    })
-    const exited = new Promise<number | null>((r) => run.on('exit', (c) => r(c)))
-    for (let i = 0; i < 200 && !out.includes('converged: holding'); i++)
-      await new Promise((r) => setTimeout(r, 50))
+    const { exited } = await runUntilHolding(s.pipeline)
     const a = await snapferry(['abort', '--clean-snapshots', s.pipeline])
     expect(a.code, a.stderr).toBe(EXIT.OK)
     expect(a.stdout).toMatch(/^stopping snapferry pid \d+ \(run /)

@@ -7,12 +7,16 @@ import { chmod, mkdtemp, rm } from 'node:fs/promises'
 import { createServer, type Server, type Socket } from 'node:net'
 import { hostname, tmpdir } from 'node:os'
 import path from 'node:path'
-import { PassThrough, type Readable, Transform, type Writable } from 'node:stream'
+import { type Readable, Transform, type Writable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import type { Logger } from 'pino'
 import { createDriver } from '../drivers/driver-registry.js'
 import type { VolumeDriver } from '../drivers/volume-driver.js'
 import { asSnapferryError, SnapferryError } from '../errors/snapferry-error.js'
+import type { CompressionSetting } from '../transfer/compression-policy.js'
+import { SegmentCodec } from '../transfer/segment-codec.js'
+import { SegmentReceiver } from '../transfer/segment-receiver.js'
+import { SegmentSender } from '../transfer/segment-sender.js'
 import { VERSION } from '../version.js'
 import { readHeaderLine, readJsonLines, writeJsonLine } from './ndjson.js'
 import {
@@ -28,24 +32,48 @@ import {
 } from './protocol-messages.js'
 
 const DATA_CONNECT_TIMEOUT_MS = 30_000
+/** Unacknowledged frame bytes a sending agent keeps for re-sending (covers ~150 ms at 1.6 Gbit/s). */
+export const SEND_WINDOW_BYTES = 32 << 20
+const KEEP_RESPONSES = 1000
 
 export interface AgentServerOptions {
   readonly input: Readable
   readonly output: Writable
   readonly log: Logger
+  /**
+   * How long to wait for the controller to re-attach after the control stream ends without a `bye`
+   * or goes silent (no message, pings included) — in-flight work waits meanwhile. 0: stop at once
+   * (local child processes, whose controller cannot lose a link).
+   */
+  readonly lingerMs?: number
 }
+
+/** A data connection's first line. */
+type DataHeader =
+  | (DataStreamHeader & { readonly from?: number })
+  | { readonly attach: string; readonly pending: readonly number[] }
+
+type Stream = { readonly sender: SegmentSender } | { readonly receiver: SegmentReceiver }
 
 export class AgentServer {
   readonly #opts: AgentServerOptions
   readonly #drivers = new Map<string, VolumeDriver>()
   readonly #inflight = new Map<number, AbortController>()
-  readonly #waiting = new Map<string, (s: Socket) => void>()
-  readonly #arrived = new Map<string, Socket>()
+  readonly #streams = new Map<string, Stream>()
+  readonly #arrived = new Map<string, { sock: Socket; header: DataHeader }>()
+  readonly #completed = new Map<number, ResponseMessage>()
+  readonly #session = randomUUID()
   #server: Server | undefined
   #dir: string | undefined
+  #output: Writable
+  #controlGen = 0
+  #bye = false
+  #lastHeard = performance.now()
+  #stop: (() => void) | undefined
 
   constructor(opts: AgentServerOptions) {
     this.#opts = opts
+    this.#output = opts.output
   }
 
   /** Serve until the controller closes our input; resolves then. */
@@ -65,25 +93,86 @@ export class AgentServer {
       pid: process.pid,
       hostname: hostname(),
       dataSocket: socketPath,
+      session: this.#session,
     }
-    writeJsonLine(this.#opts.output, hello)
+    writeJsonLine(this.#output, hello)
+    const linger = this.#opts.lingerMs ?? 0
     await new Promise<void>((resolve) => {
-      readJsonLines(
-        this.#opts.input,
-        (msg) => this.#onMessage(msg),
-        (err) => {
-          if (err) this.#opts.log.error({ err }, 'control stream failed')
-          resolve()
-        },
-      )
+      this.#stop = resolve
+      this.#control(this.#opts.input, this.#opts.output)
+      if (linger > 0) {
+        const watchdog = setInterval(
+          () => {
+            if (performance.now() - this.#lastHeard < linger) return
+            this.#opts.log.warn({ lingerMs: linger }, 'no word from the controller: stopping')
+            clearInterval(watchdog)
+            resolve()
+          },
+          Math.min(1000, linger / 4),
+        )
+        watchdog.unref()
+      }
     })
     for (const ac of this.#inflight.values()) ac.abort(new SnapferryError('ABORTED', 'controller went away'))
     this.#server.close()
     await rm(this.#dir, { recursive: true, force: true })
   }
 
+  /** Take control messages from `input`, answer on `output`; a newer control stream replaces it. */
+  #control(input: Readable, output: Writable): void {
+    const gen = ++this.#controlGen
+    this.#output = output
+    output.on('error', () => {})
+    readJsonLines(
+      input,
+      (msg) => {
+        if (gen !== this.#controlGen) return
+        this.#lastHeard = performance.now()
+        this.#onMessage(msg)
+      },
+      (err) => {
+        if (gen !== this.#controlGen) return
+        if (err) this.#opts.log.error({ err: err.message }, 'control stream failed')
+        if (this.#bye || !this.#opts.lingerMs) this.#stop?.()
+        else this.#opts.log.warn('control stream lost: waiting for the controller to re-attach')
+      },
+    )
+  }
+
+  /** The controller re-attached over a data connection: answer which of its requests we never saw. */
+  #attach(sock: Socket, h: { attach: string; pending: readonly number[] }): void {
+    if (h.attach !== this.#session) {
+      writeJsonLine(sock, { attached: false, reason: 'unknown session' })
+      sock.end()
+      return
+    }
+    const unknown = h.pending.filter((id) => !this.#inflight.has(id) && !this.#completed.has(id))
+    writeJsonLine(sock, { attached: true, unknown })
+    this.#opts.log.info({ pending: h.pending.length, unknown: unknown.length }, 'controller re-attached')
+    this.#lastHeard = performance.now()
+    this.#control(sock, sock)
+    for (const id of h.pending) {
+      const r = this.#completed.get(id)
+      if (r) writeJsonLine(sock, r)
+    }
+  }
+
+  #send(res: ResponseMessage): void {
+    this.#completed.set(res.id, res)
+    if (this.#completed.size > KEEP_RESPONSES) {
+      const oldest = this.#completed.keys().next().value
+      if (oldest !== undefined) this.#completed.delete(oldest)
+    }
+    writeJsonLine(this.#output, res)
+  }
+
   #onMessage(msg: unknown): void {
     const m = msg as { type?: string; id?: number }
+    if (m.type === 'ping') return
+    if (m.type === 'bye') {
+      this.#bye = true
+      return
+    }
     if (m.type === 'cancel' && typeof m.id === 'number') {
       this.#inflight.get(m.id)?.abort(new SnapferryError('ABORTED', 'cancelled by the controller'))
       return
@@ -92,6 +181,8 @@ export class AgentServer {
       this.#opts.log.warn({ msg }, 'ignoring unknown control message')
       return
     }
+    // A request re-sent after a re-attach that we did see already: its answer comes (or came) anyway.
+    if (this.#inflight.has(m.id) || this.#completed.has(m.id)) return
     void this.#handle(msg as RequestMessage)
   }
 
@@ -116,7 +207,7 @@ export class AgentServer {
       this.#inflight.delete(req.id)
     }
     this.#opts.log.debug({ method: req.method, ms: Math.round(performance.now() - t0) }, 'request done')
-    writeJsonLine(this.#opts.output, res)
+    this.#send(res)
   }
 
   async #dispatch(
@@ -152,38 +243,76 @@ export class AgentServer {
   }
 
   async #export(d: VolumeDriver, params: Record<string, unknown>, signal: AbortSignal): Promise<unknown> {
-    const sock = await this.#dataConnection(params.stream as string, signal)
+    const token = params.stream as string
+    const label = (params.volume as VolumeRef).label
+    const sender = new SegmentSender({
+      codec: await SegmentCodec.create(),
+      compression: (params.compression as CompressionSetting | undefined) ?? 0,
+      windowBytes: SEND_WINDOW_BYTES,
+      label,
+      resumable: true,
+      onLevelChange: (level) => this.#opts.log.debug({ volume: label, level }, 'compression level'),
+    })
     const { tap, digest } = digestTap()
-    const out = new PassThrough({ highWaterMark: 1 << 20 })
-    const sending = pipeline(out, tap, sock)
+    const sending = pipeline(tap, sender.input)
+    sending.catch(() => {})
+    const abort = () => sender.fail(signal.reason as Error)
+    signal.addEventListener('abort', abort, { once: true })
+    this.#register(token, { sender })
     try {
-      const result = await d.exportDiff(
-        { ...(params.request as object), toSnap: (params.request as { toSnap: string }).toSnap, signal },
-        out,
-      )
+      const request = params.request as { toSnap: string }
+      const result = await d.exportDiff({ ...request, signal }, tap)
       await sending
-      return { ...result, ...digest() }
+      const stats = await sender.done
+      return { ...result, ...digest(), transfer: stats }
     } catch (e) {
-      sock.destroy()
-      sending.catch(() => {})
+      sender.fail(e as Error)
       throw e
+    } finally {
+      signal.removeEventListener('abort', abort)
+      this.#streams.delete(token)
     }
   }
 
   async #import(d: VolumeDriver, params: Record<string, unknown>, signal: AbortSignal): Promise<unknown> {
-    const sock = await this.#dataConnection(params.stream as string, signal)
+    const token = params.stream as string
+    const label = (params.volume as VolumeRef).label
+    const receiver = new SegmentReceiver({
+      codec: await SegmentCodec.create(),
+      label,
+      resumable: true,
+      onCorrupt: (e) => this.#opts.log.warn({ volume: label, err: e.message }, 'damaged segment refused'),
+    })
     const { tap, digest } = digestTap()
-    sock.pipe(tap)
-    sock.on('error', (e) => tap.destroy(e))
+    receiver.output.pipe(tap)
+    receiver.output.on('error', (e) => tap.destroy(e))
+    const abort = () => receiver.output.destroy(signal.reason as Error)
+    signal.addEventListener('abort', abort, { once: true })
+    this.#register(token, { receiver })
     try {
-      const result = await d.importDiff(
-        { ...(params.request as object), toSnap: (params.request as { toSnap: string }).toSnap, signal },
-        tap,
-      )
-      return { ...result, ...digest() }
+      const request = params.request as { toSnap: string }
+      const result = await d.importDiff({ ...request, signal }, tap)
+      return { ...result, ...digest(), transfer: receiver.stats }
     } finally {
-      sock.destroy()
+      signal.removeEventListener('abort', abort)
+      this.#streams.delete(token)
+      receiver.output.destroy()
     }
+  }
+
+  /** A stream is ready for connections; one that arrived first is handed over now. */
+  #register(token: string, st: Stream): void {
+    this.#streams.set(token, st)
+    const early = this.#arrived.get(token)
+    if (early) {
+      this.#arrived.delete(token)
+      this.#connect(st, early.sock, early.header)
+    }
+  }
+
+  #connect(st: Stream, sock: Socket, h: DataHeader): void {
+    if ('sender' in st) st.sender.attach(sock, 'from' in h && typeof h.from === 'number' ? h.from : 0)
+    else st.receiver.attach(sock)
   }
 
   #driver(ref: VolumeRef): VolumeDriver {
@@ -197,53 +326,22 @@ export class AgentServer {
     return d
   }
 
-  /** The data connection the controller opened (or will open) for `token`. */
-  #dataConnection(token: string, signal: AbortSignal): Promise<Socket> {
-    const ready = this.#arrived.get(token)
-    if (ready) {
-      this.#arrived.delete(token)
-      return Promise.resolve(ready)
-    }
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.#waiting.delete(token)
-        reject(
-          new SnapferryError(
-            'AGENT_PROTOCOL',
-            `no data connection arrived for stream ${token} within ${DATA_CONNECT_TIMEOUT_MS / 1000} s`,
-            { transient: true },
-          ),
-        )
-      }, DATA_CONNECT_TIMEOUT_MS)
-      signal.addEventListener('abort', () => {
-        clearTimeout(timer)
-        this.#waiting.delete(token)
-        reject(signal.reason)
-      })
-      this.#waiting.set(token, (s) => {
-        clearTimeout(timer)
-        resolve(s)
-      })
-    })
-  }
-
   async #onData(s: Socket): Promise<void> {
     s.on('error', () => {})
     try {
-      const header = (await readHeaderLine(s)) as DataStreamHeader
-      const waiter = this.#waiting.get(header.token)
-      if (waiter) {
-        this.#waiting.delete(header.token)
-        waiter(s)
-      } else {
-        this.#arrived.set(header.token, s)
-        setTimeout(() => {
-          if (this.#arrived.get(header.token) === s) {
-            this.#arrived.delete(header.token)
-            s.destroy()
-          }
-        }, DATA_CONNECT_TIMEOUT_MS).unref()
-      }
+      const header = (await readHeaderLine(s)) as DataHeader
+      if ('attach' in header) return this.#attach(s, header)
+      const st = this.#streams.get(header.token)
+      if (st) return this.#connect(st, s, header)
+      // The request that owns this stream has not arrived yet (control and data race).
+      this.#arrived.get(header.token)?.sock.destroy()
+      this.#arrived.set(header.token, { sock: s, header })
+      setTimeout(() => {
+        if (this.#arrived.get(header.token)?.sock === s) {
+          this.#arrived.delete(header.token)
+          s.destroy()
+        }
+      }, DATA_CONNECT_TIMEOUT_MS).unref()
     } catch (e) {
       this.#opts.log.warn({ err: (e as Error).message }, 'bad data connection')
       s.destroy()

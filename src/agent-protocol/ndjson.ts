@@ -54,6 +54,8 @@ export function readJsonLines(
   stream.on('end', () => end())
   stream.on('close', () => end())
   stream.on('error', (e) => end(e))
+  // A stream paused explicitly (readHeaderLine does) does not flow for a new 'data' listener alone.
+  stream.resume()
 }
 
 export function writeJsonLine(stream: Writable, msg: unknown): void {

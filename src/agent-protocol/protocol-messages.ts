@@ -6,7 +6,7 @@
 import type { EndpointConfig } from '../config/pipeline-config.js'
 import type { SerializedError } from '../errors/snapferry-error.js'
 
-export const PROTOCOL_VERSION = 1
+export const PROTOCOL_VERSION = 2
 
 export interface HelloMessage {
   readonly type: 'hello'
@@ -14,8 +14,10 @@ export interface HelloMessage {
   readonly version: string
   readonly pid: number
   readonly hostname: string
-  /** Unix socket for data connections. */
+  /** Unix socket for data connections (and for re-attaching the control stream). */
   readonly dataSocket: string
+  /** Secret naming this agent's session: a re-attach must present it. */
+  readonly session: string
 }
 
 export interface RequestMessage {
@@ -30,6 +32,16 @@ export interface CancelMessage {
   readonly id: number
 }
 
+/** Keeps a lingering agent's watchdog fed; carries nothing. */
+export interface PingMessage {
+  readonly type: 'ping'
+}
+
+/** The controller is done: the agent exits when the control stream ends (no lingering). */
+export interface ByeMessage {
+  readonly type: 'bye'
+}
+
 export interface ResponseMessage {
   readonly type: 'response'
   readonly id: number
@@ -37,7 +49,7 @@ export interface ResponseMessage {
   readonly error?: SerializedError
 }
 
-export type ControllerMessage = RequestMessage | CancelMessage
+export type ControllerMessage = RequestMessage | CancelMessage | PingMessage | ByeMessage
 export type AgentMessage = HelloMessage | ResponseMessage
 
 export const AGENT_METHODS = [

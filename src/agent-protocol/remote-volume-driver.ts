@@ -2,7 +2,7 @@
  * A VolumeDriver whose volume lives behind an agent: replication logic cannot tell it from a local
  * driver. Data methods open a data channel; the agent's digest of the bytes is returned alongside.
  */
-import type { Readable, Writable } from 'node:stream'
+import type { Duplex, Readable, Writable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import type {
   ChecksumResult,
@@ -18,6 +18,10 @@ import type {
   VolumeDriver,
   VolumeInfo,
 } from '../drivers/volume-driver.js'
+import type { CompressionSetting } from '../transfer/compression-policy.js'
+import { SegmentCodec } from '../transfer/segment-codec.js'
+import { type ReceiverStats, SegmentReceiver } from '../transfer/segment-receiver.js'
+import { SegmentSender, type SenderStats } from '../transfer/segment-sender.js'
 import type { AgentClient } from './agent-client.js'
 import { newStreamToken } from './agent-server.js'
 import type { StreamDigest, VolumeRef } from './protocol-messages.js'
@@ -85,10 +89,15 @@ export class RemoteVolumeDriver implements VolumeDriver {
   async exportDiff(req: ExportRequest, sink: Writable): Promise<ExportResult & StreamDigest> {
     const { signal, ...request } = req
     const stream = newStreamToken()
-    const result = this.#call<ExportResult & StreamDigest>('exportDiff', { request, stream }, signal)
-    result.catch(() => {})
-    const ch = await this.#client.openData(stream)
-    const moving = pipeline(ch, sink)
+    const result = this.startExport(request, stream, 0, signal)
+    const receiver = new SegmentReceiver({
+      codec: await SegmentCodec.create(),
+      label: this.#ref.label,
+      resumable: false,
+    })
+    const ch = await this.openStream({ token: stream, from: 0 })
+    receiver.attach(ch)
+    const moving = pipeline(receiver.output, sink)
     const [r, m] = await Promise.allSettled([result, moving])
     if (r.status === 'rejected') {
       ch.destroy()
@@ -104,15 +113,64 @@ export class RemoteVolumeDriver implements VolumeDriver {
   ): Promise<ImportResult & StreamDigest> {
     const { signal, ...request } = req
     const stream = newStreamToken()
-    const result = this.#call<ImportResult & StreamDigest>('importDiff', { request, stream }, signal)
-    result.catch(() => {})
-    const ch = await this.#client.openData(stream)
-    const moving = pipeline(source, ch)
+    const result = this.startImport(request, stream, signal)
+    const sender = new SegmentSender({
+      codec: await SegmentCodec.create(),
+      compression: 0,
+      windowBytes: 8 << 20,
+      label: this.#ref.label,
+      resumable: false,
+    })
+    const moving = pipeline(source, sender.input)
     moving.catch(() => {})
+    const ch = await this.openStream({ token: stream })
+    sender.attach(ch, 0)
     try {
       return await result
     } finally {
+      sender.fail(new Error('import finished'))
       ch.destroy()
     }
+  }
+
+  /** Ask the agent to export into stream `stream` (framed, compressed at `compression`). */
+  startExport(
+    request: Omit<ExportRequest, 'signal'>,
+    stream: string,
+    compression: CompressionSetting,
+    signal?: AbortSignal,
+  ): Promise<ExportResult & StreamDigest & { transfer?: SenderStats }> {
+    const r = this.#call<ExportResult & StreamDigest & { transfer?: SenderStats }>(
+      'exportDiff',
+      { request, stream, compression },
+      signal,
+    )
+    r.catch(() => {})
+    return r
+  }
+
+  /** Ask the agent to import what arrives on stream `stream`. */
+  startImport(
+    request: Omit<ImportRequest, 'signal'>,
+    stream: string,
+    signal?: AbortSignal,
+  ): Promise<ImportResult & StreamDigest & { transfer?: ReceiverStats }> {
+    const r = this.#call<ImportResult & StreamDigest & { transfer?: ReceiverStats }>(
+      'importDiff',
+      { request, stream },
+      signal,
+    )
+    r.catch(() => {})
+    return r
+  }
+
+  /** A new connection to one of the agent's streams (header: `{token, from?}`). */
+  openStream(header: { token: string; from?: number }): Promise<Duplex> {
+    return this.#client.openData(header)
+  }
+
+  /** Resolves once the agent is reachable again after a dropped link. */
+  whenConnected(): Promise<void> {
+    return this.#client.whenConnected()
   }
 }

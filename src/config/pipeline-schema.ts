@@ -16,13 +16,27 @@ const nameSchema = z
 
 export const HOST_LOCAL = 'local'
 
+/**
+ * `local`, or an SSH destination as OpenSSH takes it: `[user@]host[:port]`, a Host alias of
+ * ~/.ssh/config, or `[v6addr]`. Nothing that could be read as an option or by a shell.
+ */
+export const HOST_PATTERN =
+  /^(?:[A-Za-z0-9_][A-Za-z0-9._-]*@)?(?:[A-Za-z0-9_][A-Za-z0-9._-]*|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?$/
+const hostSchema = z
+  .string()
+  .regex(
+    HOST_PATTERN,
+    'must be `local` or an SSH destination `[user@]host[:port]` (or a Host alias of ~/.ssh/config)',
+  )
+  .default(HOST_LOCAL)
+  .describe(
+    'Where the agent runs: `local` (a child process of the controller), or an SSH destination `[user@]host[:port]` / a Host alias of ~/.ssh/config (see `transport.ssh`).',
+  )
+
 /** The `file` driver: a raw image file or a block device on the agent's host. */
 export const fileEndpointSchema = z.strictObject({
   driver: z.literal('file'),
-  host: z
-    .literal(HOST_LOCAL)
-    .default(HOST_LOCAL)
-    .describe('Where the agent runs: `local` (a child process of the controller).'),
+  host: hostSchema,
   path: z
     .string()
     .min(1)
@@ -50,10 +64,7 @@ const cephName = z
 /** The `rbd` driver: a Ceph RBD image through the `rbd` CLI on the agent's host. */
 export const rbdEndpointSchema = z.strictObject({
   driver: z.literal('rbd'),
-  host: z
-    .literal(HOST_LOCAL)
-    .default(HOST_LOCAL)
-    .describe('Where the agent runs: `local` (a child process of the controller).'),
+  host: hostSchema,
   pool: cephName.describe('RBD pool, e.g. `volumes` for Cinder.'),
   namespace: cephName.optional().describe('RBD namespace within the pool, if any.'),
   image: cephName.describe('RBD image, e.g. `volume-<uuid>` for Cinder.'),
@@ -169,6 +180,57 @@ export const cutoverSchema = z.strictObject({
     ),
 })
 
+export const sshSchema = z.strictObject({
+  config: z
+    .string()
+    .min(1)
+    .default('~/.ssh/config')
+    .describe(
+      'OpenSSH client config to honour (Host, HostName, User, Port, IdentityFile, ProxyJump); `none` to ignore.',
+    ),
+  knownHosts: z
+    .string()
+    .min(1)
+    .default('~/.ssh/known_hosts')
+    .describe(
+      'Host keys are verified against this file (hashed entries included); a host not in it is refused.',
+    ),
+  acceptNewHostKeys: z
+    .boolean()
+    .default(false)
+    .describe(
+      'Trust a host seen for the first time and add its key to `knownHosts` (like `StrictHostKeyChecking=accept-new`); a changed key is refused regardless.',
+    ),
+  identityFile: z
+    .string()
+    .min(1)
+    .optional()
+    .describe(
+      'Private key to offer (after ssh-agent, via SSH_AUTH_SOCK); default: IdentityFile of ssh config, then ~/.ssh/id_ed25519, id_ecdsa, id_rsa.',
+    ),
+  agentCommand: z
+    .array(z.string().min(1))
+    .min(1)
+    .default(['snapferry-agent'])
+    .describe(
+      'The agent on the remote host, as an argv list (each word quoted for the remote shell); e.g. `[node, /opt/snapferry/dist/agents/snapferry-agent.js]`.',
+    ),
+  connectTimeout: durationSchema
+    .default(20_000)
+    .describe('Limit for TCP connect, key exchange and authentication.'),
+  keepaliveInterval: durationSchema
+    .default(5_000)
+    .describe('SSH keepalive period; a link silent for interval × keepaliveCountMax counts as dropped.'),
+  keepaliveCountMax: z.number().int().min(1).max(100).default(3),
+  reconnectWindow: durationSchema
+    .default(120_000)
+    .describe(
+      'After a dropped link, how long to keep reconnecting; the agents keep their work in flight as long.',
+    ),
+})
+
+export const COMPRESSION_SETTINGS = ['auto', 'none'] as const
+
 export const transportSchema = z.strictObject({
   type: z
     .literal('relay')
@@ -176,7 +238,14 @@ export const transportSchema = z.strictObject({
     .describe('`relay`: source agent → controller → destination agent.'),
   bandwidth: rateSchema
     .default(Number.POSITIVE_INFINITY)
-    .describe('Average bandwidth cap for the whole pipeline.'),
+    .describe('Average bandwidth cap for the whole pipeline (bytes on the wire, after compression).'),
+  compression: z
+    .union([z.enum(COMPRESSION_SETTINGS), z.number().int().min(1).max(19)])
+    .default('auto')
+    .describe(
+      'zstd on the source agent: `auto` (picks the level that moves data fastest, raw when it does not compress or the CPU is the bottleneck), `none`, or a level 1–19.',
+    ),
+  ssh: sshSchema.default(() => sshSchema.parse({})),
 })
 
 export const snapshotsSchema = z.strictObject({
@@ -196,7 +265,7 @@ export const pipelineSchema = z.strictObject({
   description: z.string().optional(),
   volumes: z.array(volumeSchema).min(1).describe('The volumes of one VM: moved together, cut over together.'),
   concurrency: z.number().int().min(1).max(64).default(2).describe('Volumes moved at the same time.'),
-  transport: transportSchema.default({ type: 'relay', bandwidth: Number.POSITIVE_INFINITY }),
+  transport: transportSchema.default(() => transportSchema.parse({})),
   convergence: convergenceSchema.default(() => convergenceSchema.parse({})),
   cutover: cutoverSchema.default(() => cutoverSchema.parse({})),
   snapshots: snapshotsSchema.default({ keep: 2 }),

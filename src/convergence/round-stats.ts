@@ -26,6 +26,10 @@ export interface VolumeRoundStats {
   readonly repairedExtents: number
   /** How the destination applied the delta when its driver had a choice (rbd: staged-file or stdin). */
   readonly applyMode?: string | undefined
+  /** Bytes on the wire between agents (frames after compression, re-sent frames included). */
+  readonly wireBytes?: number | undefined
+  /** Times the transfer resumed after a dropped link or a refused damaged segment. */
+  readonly resumes?: number | undefined
 }
 
 /** One round across all volumes of the pipeline (they advance together). */

@@ -91,7 +91,10 @@ async function roundOnce(
     overwrite: s.overwrite,
     journal: ctx.journal,
     limiter: ctx.limiter,
+    compression: ctx.cfg.transport.compression === 'none' ? 0 : ctx.cfg.transport.compression,
     onProgress: (_v, b) => onProgress(b),
+    onResume: (attempt, from, why) =>
+      ctx.log.warn({ volume: s.pair.name, attempt, fromSegment: from, why }, 'transfer resumed'),
     signal: ctx.signal,
   })
   s.last = to

@@ -3,6 +3,8 @@
  * backpressure end to end, and a check that the destination received exactly the bytes sent.
  */
 import { PassThrough, Transform } from 'node:stream'
+import { newStreamToken } from '../agent-protocol/agent-server.js'
+import { RemoteVolumeDriver } from '../agent-protocol/remote-volume-driver.js'
 import type {
   ExportRequest,
   ExportResult,
@@ -11,7 +13,17 @@ import type {
   VolumeDriver,
 } from '../drivers/volume-driver.js'
 import { SnapferryError } from '../errors/snapferry-error.js'
+import type { CompressionSetting } from '../transfer/compression-policy.js'
+import { relayFrames } from '../transfer/frame-relay.js'
 import type { RateLimiter } from './rate-limiter.js'
+
+/**
+ * Test knob: flip the byte at this offset of the first frame stream a relay forwards, to prove that a
+ * damaged segment is refused and sent again. Does nothing unless set.
+ */
+export const CORRUPT_WIRE_BYTE_ENV = 'SNAPFERRY_TEST_CORRUPT_WIRE_BYTE'
+/** Resumes of one transfer before the round counts as failed (the engine then retries the round). */
+const MAX_RESUMES = 20
 
 export interface RelayOptions {
   readonly source: VolumeDriver
@@ -24,17 +36,25 @@ export interface RelayOptions {
   readonly signal?: AbortSignal | undefined
   /** For messages: "volume root". */
   readonly label: string
+  /** zstd level on the source agent, or `auto` (agents only). */
+  readonly compression?: CompressionSetting | undefined
+  readonly onResume?: ((attempt: number, fromSegment: number, why: string) => void) | undefined
 }
 
 export interface RelayResult {
   readonly exported: ExportResult & Partial<{ streamSha256: string; streamBytes: number }>
   readonly imported: ImportResult & Partial<{ streamSha256: string; streamBytes: number }>
   readonly transferMs: number
+  /** Frame bytes between the agents (agents only). */
+  readonly wireBytes?: number
+  readonly resumes?: number
 }
 
 const BUFFER_BYTES = 1 << 20
 
 export async function relayDelta(o: RelayOptions): Promise<RelayResult> {
+  if (o.source instanceof RemoteVolumeDriver && o.destination instanceof RemoteVolumeDriver)
+    return relayBetweenAgents(o, o.source, o.destination)
   const t0 = performance.now()
   const pipe = new PassThrough({ highWaterMark: BUFFER_BYTES })
   let moved = 0
@@ -62,6 +82,77 @@ export async function relayDelta(o: RelayOptions): Promise<RelayResult> {
   }
   const sent = e.value as RelayResult['exported']
   const got = i.value as RelayResult['imported']
+  checkDigests(o.label, sent, got)
+  return { exported: sent, imported: got, transferMs: performance.now() - t0 }
+}
+
+/**
+ * Both ends are agents: frames go from the source agent through the controller to the destination
+ * agent untouched (compressed, checked per segment by the destination), resuming after a dropped link.
+ */
+async function relayBetweenAgents(
+  o: RelayOptions,
+  source: RemoteVolumeDriver,
+  destination: RemoteVolumeDriver,
+): Promise<RelayResult> {
+  const t0 = performance.now()
+  const ac = new AbortController()
+  const onAbort = () => ac.abort(o.signal?.reason)
+  o.signal?.addEventListener('abort', onAbort, { once: true })
+  const srcToken = newStreamToken()
+  const dstToken = newStreamToken()
+  const { signal: _s1, ...exportRequest } = o.exportRequest
+  const { signal: _s2, ...importRequest } = o.importRequest
+  const exp = source.startExport(exportRequest, srcToken, o.compression ?? 'auto', ac.signal)
+  const imp = destination.startImport(importRequest, dstToken, ac.signal)
+  // One end failing ends the other: a destination that refuses must not leave the source waiting.
+  exp.catch((e) => ac.abort(e))
+  imp.catch((e) => ac.abort(e))
+  const corrupt = process.env[CORRUPT_WIRE_BYTE_ENV]
+  const relay = relayFrames({
+    openReceiver: () => destination.openStream({ token: dstToken }),
+    openSender: (from) => source.openStream({ token: srcToken, from }),
+    settled: Promise.allSettled([exp, imp]),
+    waitForLink: async () => {
+      await Promise.all([source.whenConnected(), destination.whenConnected()])
+    },
+    meter: o.limiter ? (n) => o.limiter?.take(n, ac.signal) as Promise<void> : undefined,
+    onRawProgress: o.onProgress,
+    corruptWireByte: corrupt ? Number(corrupt) : undefined,
+    label: o.label,
+    signal: ac.signal,
+    onResume: o.onResume,
+    maxResumes: MAX_RESUMES,
+  })
+  relay.catch((e) => ac.abort(e))
+  try {
+    const [e, i, r] = await Promise.allSettled([exp, imp, relay])
+    if (e.status === 'rejected' || i.status === 'rejected') {
+      throw primaryError(
+        e.status === 'rejected' ? e.reason : r.status === 'rejected' ? r.reason : undefined,
+        i.status === 'rejected' ? i.reason : undefined,
+      )
+    }
+    if (r.status === 'rejected') throw r.reason
+    checkDigests(o.label, e.value, i.value)
+    return {
+      exported: e.value,
+      imported: i.value,
+      transferMs: performance.now() - t0,
+      wireBytes: e.value.transfer?.wireBytes ?? r.value.wireBytes,
+      resumes: r.value.resumes,
+    }
+  } finally {
+    o.signal?.removeEventListener('abort', onAbort)
+  }
+}
+
+function checkDigests(
+  label: string,
+  sent: Partial<{ streamSha256: string }>,
+  got: Partial<{ streamSha256: string }>,
+): void {
+  const o = { label }
   if (sent.streamSha256 && got.streamSha256 && sent.streamSha256 !== got.streamSha256) {
     throw new SnapferryError(
       'TRANSFER_INTEGRITY',
@@ -72,7 +163,6 @@ export async function relayDelta(o: RelayOptions): Promise<RelayResult> {
       },
     )
   }
-  return { exported: sent, imported: got, transferMs: performance.now() - t0 }
 }
 
 /**

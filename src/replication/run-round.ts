@@ -3,6 +3,7 @@ import type { VolumeRoundStats } from '../convergence/round-stats.js'
 import type { Extent } from '../drivers/volume-driver.js'
 import { asSnapferryError } from '../errors/snapferry-error.js'
 import type { Journal } from '../state/journal.js'
+import type { CompressionSetting } from '../transfer/compression-policy.js'
 import type { RateLimiter } from './rate-limiter.js'
 import { relayDelta } from './relay-delta.js'
 import type { VolumePair } from './volume-pair.js'
@@ -20,7 +21,9 @@ export interface RoundInput {
   readonly overwrite: boolean
   readonly journal: Journal
   readonly limiter: RateLimiter | undefined
+  readonly compression?: CompressionSetting | undefined
   readonly onProgress?: ((volume: string, bytes: number) => void) | undefined
+  readonly onResume?: ((attempt: number, fromSegment: number, why: string) => void) | undefined
   readonly signal: AbortSignal | undefined
 }
 
@@ -53,6 +56,8 @@ export async function runRound(i: RoundInput): Promise<VolumeRoundStats> {
         overwrite: i.overwrite || undefined,
       },
       limiter: i.limiter,
+      compression: i.compression,
+      onResume: i.onResume,
       onProgress: i.onProgress ? (b) => i.onProgress?.(pair.name, b) : undefined,
       signal: i.signal,
     })
@@ -76,6 +81,7 @@ export async function runRound(i: RoundInput): Promise<VolumeRoundStats> {
       volumeSize: r.exported.size,
       repairedExtents: i.repair?.length ?? 0,
       ...(r.imported.applyMode ? { applyMode: r.imported.applyMode } : {}),
+      ...(r.wireBytes !== undefined ? { wireBytes: r.wireBytes, resumes: r.resumes ?? 0 } : {}),
     }
     await journal.append({ type: 'round-completed', stats })
     return stats

@@ -108,7 +108,10 @@ export async function relayFrames(o: FrameRelayOptions): Promise<FrameRelayResul
       throw new SnapferryError(
         'LINK_LOST',
         `the transfer of ${o.label} broke ${resumes} times (last: ${why}); giving up for this round`,
-        { hint: 'check the link between the controller and the agents; the next round resumes', transient: true },
+        {
+          hint: 'check the link between the controller and the agents; the next round resumes',
+          transient: true,
+        },
       )
     o.onResume?.(resumes, maxSeq + 1, why)
     const back = await race(o.waitForLink())

@@ -123,6 +123,7 @@ export class SegmentReceiver {
       }
     }
     conn.on('data', onData)
+    conn.resume()
     const gone = () => {
       if (this.#conn !== conn) return
       this.#conn = undefined

@@ -8,7 +8,7 @@
 import { type Duplex, Writable } from 'node:stream'
 import { readJsonLines } from '../agent-protocol/ndjson.js'
 import { SnapferryError } from '../errors/snapferry-error.js'
-import { type CompressionSetting, CompressionPolicy } from './compression-policy.js'
+import { CompressionPolicy, type CompressionSetting } from './compression-policy.js'
 import type { SegmentCodec } from './segment-codec.js'
 import { SEGMENT_BYTES } from './segment-frame.js'
 
@@ -181,7 +181,10 @@ export class SegmentSender {
   }
 
   #write(chunk: Buffer, cb: (e?: Error | null) => void): void {
-    if (this.#failed) return cb(this.#failed)
+    if (this.#failed) {
+      cb(this.#failed)
+      return
+    }
     let at = 0
     while (at < chunk.length) {
       const take = Math.min(SEGMENT_BYTES - this.#partBytes, chunk.length - at)
@@ -194,7 +197,10 @@ export class SegmentSender {
   }
 
   #final(cb: (e?: Error | null) => void): void {
-    if (this.#failed) return cb(this.#failed)
+    if (this.#failed) {
+      cb(this.#failed)
+      return
+    }
     if (this.#partBytes > 0) this.#cut()
     const seq = this.#nextSeq++
     this.#endSeq = seq
@@ -217,7 +223,12 @@ export class SegmentSender {
     this.stats.compressMs += f.compressMs
     const used = String(f.header[7] ?? 0)
     this.stats.rawByLevel[used] = (this.stats.rawByLevel[used] ?? 0) + raw.length
-    this.#policy.observe({ rawBytes: raw.length, wireBytes: f.payload.length, compressMs: f.compressMs, waitMs: this.#lastWaitMs })
+    this.#policy.observe({
+      rawBytes: raw.length,
+      wireBytes: f.payload.length,
+      compressMs: f.compressMs,
+      waitMs: this.#lastWaitMs,
+    })
     this.#lastWaitMs = 0
     if (this.#policy.level !== level) this.#o.onLevelChange?.(this.#policy.level)
     this.#retain({ seq: this.#nextSeq++, header: f.header, payload: f.payload })
@@ -257,7 +268,10 @@ export class SegmentSender {
   #release(): void {
     if (!this.#waiting) return
     const backedUp = this.#conn ? this.#conn.writableNeedDrain : true
-    if (!this.#failed && (this.#retainedBytes > this.#o.windowBytes || (backedUp && this.#sendAt < this.#nextSeq)))
+    if (
+      !this.#failed &&
+      (this.#retainedBytes > this.#o.windowBytes || (backedUp && this.#sendAt < this.#nextSeq))
+    )
       return
     const cb = this.#waiting
     this.#waiting = undefined

@@ -21,6 +21,13 @@ export interface AgentConnection {
   }>
   /** Ask the agent to finish (close its input) and wait; kill it if it does not. */
   close(): Promise<void>
+  /**
+   * Transports whose link can drop (SSH) re-establish it here, so the client can re-attach to the
+   * same agent (which lingers meanwhile). Absent: a lost control stream means the agent is gone.
+   */
+  reconnect?(signal?: AbortSignal): Promise<void>
+  /** How long to keep re-attaching, and how often to ping a lingering-capable agent. */
+  readonly resilience?: { readonly windowMs: number; readonly pingMs: number }
 }
 
 export interface AgentLauncher {

@@ -1,4 +1,4 @@
-/** The driver contract again, with each volume behind a real agent child process (protocol v1). */
+/** The driver contract again, with each volume behind a real agent child process (protocol v2). */
 import { mkdtemp, rm, truncate, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
@@ -41,7 +41,7 @@ describe('agent handshake and lifetime', () => {
   it('says hello with protocol and version, and exits when the controller closes its input', async () => {
     const conn = await new LocalAgentLauncher(silentLogger(), AGENT_ENTRY).launch()
     const client = await AgentClient.connect(conn)
-    expect(client.hello.protocol).toBe(1)
+    expect(client.hello.protocol).toBe(2)
     expect(client.hello.dataSocket).toMatch(/data\.sock$/)
     await client.close()
     const exit = await conn.exited

@@ -13,7 +13,12 @@ function simulate(
     const l = p.level
     used.push(l)
     const wire = MiB * (model.ratio[l] ?? 1)
-    p.observe({ rawBytes: MiB, wireBytes: wire, compressMs: model.cpuMs[l] ?? 0, waitMs: (wire / MiB / model.linkMiBps) * 1000 })
+    p.observe({
+      rawBytes: MiB,
+      wireBytes: wire,
+      compressMs: model.cpuMs[l] ?? 0,
+      waitMs: (wire / MiB / model.linkMiBps) * 1000,
+    })
   }
   return used
 }

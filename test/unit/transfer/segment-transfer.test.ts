@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto'
 import { mkdtemp, rm } from 'node:fs/promises'
-import { createServer, type Server, type Socket, connect } from 'node:net'
+import { connect, createServer, type Server, type Socket } from 'node:net'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { Readable } from 'node:stream'
@@ -73,7 +73,11 @@ async function transfer(r: Run) {
     label: 'volume t',
     resumable: true,
   })
-  const receiver = new SegmentReceiver({ codec: await SegmentCodec.create(), label: 'volume t', resumable: true })
+  const receiver = new SegmentReceiver({
+    codec: await SegmentCodec.create(),
+    label: 'volume t',
+    resumable: true,
+  })
   const received = collect(receiver.output)
   const producing = pipeline(Readable.from(chunks(r.data, 300_000)), sender.input)
   let cut = r.cutAfter

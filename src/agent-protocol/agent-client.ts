@@ -64,9 +64,16 @@ export class AgentClient {
     const early: AgentMessage[] = []
     let client: AgentClient | undefined
     const hello = await new Promise<HelloMessage>((resolve, reject) => {
+      const rejectAndClose = (e: Error) => {
+        // Never leave the transport open behind a failed start (an SSH connection keeps us alive).
+        void conn.close().then(
+          () => reject(e),
+          () => reject(e),
+        )
+      }
       const timer = setTimeout(
         () =>
-          reject(
+          rejectAndClose(
             new SnapferryError(
               'AGENT_START_FAILED',
               `agent on ${conn.host} did not say hello within ${HELLO_TIMEOUT_MS / 1000} s`,
@@ -88,14 +95,22 @@ export class AgentClient {
           clearTimeout(timer)
           if (!client) {
             void conn.exited.then((x) =>
-              reject(
-                new SnapferryError(
-                  'AGENT_START_FAILED',
-                  `agent on ${conn.host} exited before its hello (code ${x.code}): ${x.stderrTail.trim().slice(-500)}`,
-                  {
-                    hint: 'run `snapferry-agent` on that host by hand to see why it does not start',
-                  },
-                ),
+              rejectAndClose(
+                x.code === 127
+                  ? new SnapferryError(
+                      'AGENT_NOT_INSTALLED',
+                      `no snapferry agent on ${conn.host}: ${x.stderrTail.trim().slice(-500)}`,
+                      {
+                        hint: 'install snapferry on that host (npm install -g snapferry), or point transport.ssh.agentCommand at it',
+                      },
+                    )
+                  : new SnapferryError(
+                      'AGENT_START_FAILED',
+                      `agent on ${conn.host} exited before its hello (code ${x.code}): ${x.stderrTail.trim().slice(-500)}`,
+                      {
+                        hint: 'run `snapferry-agent` on that host by hand to see why it does not start',
+                      },
+                    ),
               ),
             )
           } else client.#lost(0, err)

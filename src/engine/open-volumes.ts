@@ -23,9 +23,9 @@ export async function openVolumes(
     const key = `${side}@${ep.host}`
     let c = clients.get(key)
     if (!c) {
-      c = launcherFor(ep.host, log)
+      c = launcherFor(ep.host, cfg, log)
         .launch(signal)
-        .then((conn) => AgentClient.connect(conn))
+        .then((conn) => AgentClient.connect(conn, log))
       clients.set(key, c)
     }
     return c

@@ -171,30 +171,17 @@ export async function startTwoHosts(): Promise<TwoHosts> {
     },
     stop: async () => {
       for (const d of daemons) d.kill('SIGTERM')
-      await sh(['ip', 'netns', 'pids', nsA])
-        .then(
-          (p) =>
-            p
-              .split('\n')
-              .filter(Boolean)
-              .forEach((pid) => process.kill(Number(pid), 'SIGKILL')),
-          () => {},
-        )
-        .catch(() => {})
-      await sh(['ip', 'netns', 'pids', nsB])
-        .then(
-          (p) =>
-            p
-              .split('\n')
-              .filter(Boolean)
-              .forEach((pid) => {
-                try {
-                  process.kill(Number(pid), 'SIGKILL')
-                } catch {}
-              }),
-          () => {},
-        )
-        .catch(() => {})
+      // Agents left behind by a failed test: every process still inside the namespaces.
+      for (const ns of [nsA, nsB]) {
+        const pids = await sh(['ip', 'netns', 'pids', ns]).catch(() => '')
+        for (const pid of pids.split('\n').filter(Boolean)) {
+          try {
+            process.kill(Number(pid), 'SIGKILL')
+          } catch {
+            // already gone
+          }
+        }
+      }
       await sh(['ip', 'netns', 'del', nsA]).catch(() => '')
       await sh(['ip', 'netns', 'del', nsB]).catch(() => '')
       await rm(dir, { recursive: true, force: true })

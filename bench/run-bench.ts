@@ -12,6 +12,7 @@ import { writeVmLikeImage } from '../examples/lib/vm-like-image.js'
 import { formatBytes } from '../src/config/units.js'
 import { FileDriver } from '../src/drivers/file/file-driver.js'
 import { relayDelta } from '../src/replication/relay-delta.js'
+import { sshBench, sshTable } from './ssh-bench.js'
 
 const sizeMiB = Number(process.argv[2] ?? 1024)
 const dir = process.argv[3] ?? '/tmp/snapferry-bench'
@@ -145,3 +146,10 @@ for (const r of rows) console.log(r)
 console.log(
   `peak RSS of this process (source, relay and destination together): ${formatBytes(process.resourceUsage().maxRSS * 1024)}`,
 )
+
+// Over SSH between two network namespaces (root only): snapferry's relay against cat | ssh | dd.
+console.log(
+  '\nover SSH between two hosts (network namespaces, sshd each), snapferry relay vs `cat | ssh | dd`:',
+)
+const ssh = await sshBench()
+console.log(typeof ssh === 'string' ? ssh : sshTable(ssh))

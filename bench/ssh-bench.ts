@@ -185,7 +185,7 @@ export function sshTable(rows: Row[]): string {
   return lines.join('\n')
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) {
+if (process.argv[1]?.endsWith('ssh-bench.js')) {
   const r = await sshBench()
   console.log(typeof r === 'string' ? r : sshTable(r))
 }

@@ -48,11 +48,6 @@ export class CompressionPolicy {
     return this.#probe?.level ?? this.#current
   }
 
-  /** Measured raw-bytes-per-ms for each level tried so far (for logs and tests). */
-  get rates(): ReadonlyMap<number, number> {
-    return this.#rate
-  }
-
   observe(cost: SegmentCost): void {
     if (this.#fixed !== undefined) return
     const level = this.level

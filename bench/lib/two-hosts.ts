@@ -30,6 +30,8 @@ export interface TwoHosts {
   shape(rate: string | undefined): Promise<void>
   linkDown(): Promise<void>
   linkUp(): Promise<void>
+  /** Bytes that crossed the A↔B link so far (both directions, IP and above, from A's counters). */
+  linkBytes(): Promise<number>
   stop(): Promise<void>
 }
 
@@ -168,6 +170,12 @@ export async function startTwoHosts(): Promise<TwoHosts> {
     },
     linkUp: async () => {
       await sh(['ip', '-n', nsA, 'link', 'set', vA, 'up'])
+    },
+    linkBytes: async () => {
+      const [link] = JSON.parse(await sh(['ip', '-n', nsA, '-s', '-j', 'link', 'show', vA])) as {
+        stats64: { rx: { bytes: number }; tx: { bytes: number } }
+      }[]
+      return (link?.stats64.rx.bytes ?? 0) + (link?.stats64.tx.bytes ?? 0)
     },
     stop: async () => {
       for (const d of daemons) d.kill('SIGTERM')

@@ -3,14 +3,18 @@ import type { PipelineConfig, VolumeConfig } from './pipeline-config.js'
 
 export type VerifyLevel = PipelineConfig['cutover']['verify']
 
-/** Records are comparable only between two file endpoints that hash the same block size. */
+/**
+ * Records are comparable between two file endpoints that hash the same block size; between two rbd
+ * images (frozen snapshots) `records` checks the chain of verified deltas and the final snapshot.
+ */
 export function effectiveVerify(cfg: PipelineConfig, v: VolumeConfig): VerifyLevel {
   const level = cfg.cutover.verify
   if (level !== 'records') return level
   const comparable =
-    v.source.driver === 'file' &&
-    v.destination.driver === 'file' &&
-    v.source.blockSize === v.destination.blockSize
+    (v.source.driver === 'file' &&
+      v.destination.driver === 'file' &&
+      v.source.blockSize === v.destination.blockSize) ||
+    (v.source.driver === 'rbd' && v.destination.driver === 'rbd')
   return comparable ? 'records' : 'full'
 }
 

@@ -8,11 +8,11 @@ import type { PipelineRound } from '../convergence/round-stats.js'
 import { hookSteps } from '../cutover/hook-steps.js'
 import { type RunbookResult, type RunbookStep, runRunbook } from '../cutover/runbook.js'
 import type { RecordDigest } from '../drivers/volume-driver.js'
-import { SnapferryError } from '../errors/snapferry-error.js'
+import { asSnapferryError, SnapferryError } from '../errors/snapferry-error.js'
 import { outlookFrom, reportRound } from './converge.js'
 import type { EngineContext } from './engine-context.js'
 import { mapLimit } from './map-limit.js'
-import { runPipelineRound } from './pipeline-round.js'
+import { pruneSnapshots, runPipelineRound, settlePruning } from './pipeline-round.js'
 import type { VolumeState } from './reconcile.js'
 
 export interface CutoverRun {
@@ -38,7 +38,7 @@ export async function runCutover(
       phase: 'transfer',
       run: async () => {
         const outlook = prediction ? outlookFrom(prediction) : {}
-        finalRound = await runPipelineRound(ctx, states, outlook)
+        finalRound = await runPipelineRound(ctx, states, { ...outlook, prune: false })
         for (const s of states) finalSnapshots[s.pair.name] = s.last as string
         reportRound(ctx, finalRound, outlook)
         return { output: `final snapshots: ${Object.values(finalSnapshots).join(', ')}` }
@@ -48,12 +48,19 @@ export async function runCutover(
     ...hookSteps(cfg, cfg.cutover.after, 'after', snaps),
   ]
   const rollback = hookSteps(cfg, cfg.cutover.rollback, 'rollback', snaps)
+  // No snapshot deletion may compete with the final round inside the window.
+  await settlePruning(states)
   await ctx.journal.append({ type: 'phase', phase: 'cutover' })
   ctx.reporter.line(
     `cutover: ${steps.map((s) => s.name).join(' → ')}${prediction ? ` (predicted window ${formatDuration(prediction.windowMs)})` : ''}`,
   )
   const result = await runRunbook(steps, rollback, ctx.journal, ctx.signal)
   ctx.log.info({ result }, `cutover ${result.status}`)
+  // Retention deferred from the final round, now that the downtime is over.
+  if (finalRound)
+    await mapLimit(states, cfg.concurrency, (s) => pruneSnapshots(ctx, s)).catch((e: unknown) =>
+      ctx.log.warn({ err: asSnapferryError(e).toJSON() }, 'pruning old snapshots after the cutover failed'),
+    )
   for (const r of [...result.steps, ...result.rollback]) {
     ctx.reporter.line(
       `  ${r.status.padEnd(7)} ${r.name}${r.status === 'not-run' ? '' : ` (${formatDuration(r.durationMs)})`}${r.error ? `: ${r.error.message}` : ''}`,
@@ -118,6 +125,7 @@ function verifyStep(ctx: EngineContext, states: VolumeState[]): RunbookStep {
               )
             return `${s.pair.name}: block-hash records of ${snap} equal on both sides (sha256 ${a.digest}, ${a.size} bytes in ${a.blockSize}-byte blocks)`
           }
+          if (bothFrozen(s)) return frozenChainCheck(s, snap, signal)
         }
         const at = (frozen: boolean) => (frozen ? { snapshot: snap } : ('head' as const))
         const [a, b] = await Promise.all([
@@ -137,6 +145,33 @@ function verifyStep(ctx: EngineContext, states: VolumeState[]): RunbookStep {
       return { output: lines.join('\n') }
     },
   }
+}
+
+function bothFrozen(s: VolumeState): boolean {
+  return s.pair.source.capabilities.frozenSnapshots && s.pair.destination.capabilities.frozenSnapshots
+}
+
+/**
+ * `verify: records` between frozen-snapshot volumes (rbd ↔ rbd): every delta since the base was applied
+ * onto a head proven equal to its start snapshot, and its sha256 matched on both sides; here the final
+ * snapshot must exist on both sides with the same size. Two snapshot listings instead of reading both
+ * volumes; `verify: full` reads every byte.
+ */
+async function frozenChainCheck(s: VolumeState, snap: string, signal?: AbortSignal): Promise<string> {
+  const [src, dst] = await Promise.all([
+    s.pair.source.listSnapshots(signal),
+    s.pair.destination.listSnapshots(signal),
+  ])
+  const a = src.find((x) => x.name === snap)
+  const b = dst.find((x) => x.name === snap && x.complete)
+  if (!a || !b || a.size !== b.size)
+    throw mismatch(
+      s,
+      snap,
+      !b ? 'the final snapshot is missing on the destination' : `size ${b.size} vs ${a?.size ?? 'missing'}`,
+      { source: a ?? null, destination: b ?? null },
+    )
+  return `${s.pair.name}: ${snap} on both sides (${a.size} bytes); every delta's sha256 matched end to end and was applied onto a head proven equal to its start (verify: records)`
 }
 
 function mismatch(

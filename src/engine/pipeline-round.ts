@@ -18,6 +18,12 @@ export interface RoundOutlook {
   readonly expectedBytes?: number | undefined
   /** The cutover window predicted after the previous round. */
   readonly predictedWindowMs?: number | undefined
+  /**
+   * Prune old snapshots behind the round (default): retention runs while the next round already ships,
+   * because the time between two snapshots is what the next delta grows with. The cutover's final round
+   * skips it: deleting snapshots costs rbd calls that would sit inside the downtime window.
+   */
+  readonly prune?: boolean | undefined
 }
 
 export async function runPipelineRound(
@@ -57,7 +63,7 @@ export async function runPipelineRound(
           show()
         })
         ctx.log.info({ round: r }, `volume ${s.pair.name}: round ${r.round} done`)
-        await prune(ctx, s)
+        if (outlook.prune !== false) schedulePrune(ctx, s)
         return r
       } catch (e) {
         const err = asSnapferryError(e)
@@ -105,8 +111,25 @@ async function roundOnce(
   return stats
 }
 
+/** Queue retention behind this volume's previous one; a failure is logged and retried after the next round. */
+function schedulePrune(ctx: EngineContext, s: VolumeState): void {
+  s.pruning = (s.pruning ?? Promise.resolve()).then(() =>
+    pruneSnapshots(ctx, s).catch((e: unknown) =>
+      ctx.log.warn(
+        { volume: s.pair.name, err: asSnapferryError(e).toJSON() },
+        'pruning old snapshots failed',
+      ),
+    ),
+  )
+}
+
+/** Wait for retention still running behind the rounds (before a cutover, and before volumes close). */
+export async function settlePruning(states: readonly VolumeState[]): Promise<void> {
+  await Promise.all(states.map((s) => s.pruning))
+}
+
 /** Keep the newest `snapshots.keep` shared snapshots on both sides; never the next delta's base. */
-async function prune(ctx: EngineContext, s: VolumeState): Promise<void> {
+export async function pruneSnapshots(ctx: EngineContext, s: VolumeState): Promise<void> {
   const [src, dst] = await Promise.all([
     s.pair.source.listSnapshots(ctx.signal),
     s.pair.destination.listSnapshots(ctx.signal),
@@ -114,10 +137,13 @@ async function prune(ctx: EngineContext, s: VolumeState): Promise<void> {
   const srcDone = new Set(src.filter((x) => x.complete).map((x) => x.name))
   const shared = dst.filter((d) => d.complete && srcDone.has(d.name))
   for (const name of snapshotsToPrune(shared, ctx.cfg.snapshots.keep, s.last)) {
-    for (const side of ['source', 'destination'] as const) {
-      await ctx.journal.append({ type: 'snapshot-deleting', volume: s.pair.name, side, name })
-      await s.pair[side].deleteSnapshot(name, ctx.signal)
-      await ctx.journal.append({ type: 'snapshot-deleted', volume: s.pair.name, side, name })
-    }
+    // Both sides at once: each delete is journaled before and after, so a crash between them is resumable.
+    await Promise.all(
+      (['source', 'destination'] as const).map(async (side) => {
+        await ctx.journal.append({ type: 'snapshot-deleting', volume: s.pair.name, side, name })
+        await s.pair[side].deleteSnapshot(name, ctx.signal)
+        await ctx.journal.append({ type: 'snapshot-deleted', volume: s.pair.name, side, name })
+      }),
+    )
   }
 }

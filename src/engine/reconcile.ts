@@ -16,6 +16,8 @@ export interface VolumeState {
   repair: Extent[] | undefined
   /** The next base may replace destination data. */
   overwrite: boolean
+  /** Retention running behind the rounds (see settlePruning). */
+  pruning?: Promise<void> | undefined
 }
 
 export interface ReconcileOptions {

@@ -16,6 +16,7 @@ import { converge } from './converge.js'
 import { runCutover } from './cutover-run.js'
 import type { EngineContext } from './engine-context.js'
 import { openVolumes } from './open-volumes.js'
+import { settlePruning } from './pipeline-round.js'
 import { reconcileVolume, type VolumeState } from './reconcile.js'
 import { historyFromJournal } from './round-history.js'
 import type { RunReporter } from './run-reporter.js'
@@ -42,6 +43,7 @@ export async function runPipeline(cfg: PipelineConfig, o: RunPipelineOptions): P
   const history = await readJournal(cfg.stateDir)
   const journal = await Journal.open(cfg.stateDir)
   let volumes: Awaited<ReturnType<typeof openVolumes>> | undefined
+  let states: VolumeState[] = []
   try {
     await journal.append({
       type: 'run-started',
@@ -61,7 +63,7 @@ export async function runPipeline(cfg: PipelineConfig, o: RunPipelineOptions): P
       reconcile: { repairDestination: o.repairDestination, overwriteDestination: o.overwriteDestination },
       signal: o.signal,
     }
-    const states: VolumeState[] = []
+    states = []
     for (const pair of volumes.pairs) {
       const s = await reconcileVolume(pair, history, journal, ctx.reconcile, o.signal)
       o.reporter.line(
@@ -104,6 +106,7 @@ export async function runPipeline(cfg: PipelineConfig, o: RunPipelineOptions): P
     await journal.append({ type: 'run-finished', exitCode: 1, error: err.toJSON() }).catch(() => {})
     throw err
   } finally {
+    await settlePruning(states)
     await volumes?.close()
     await journal.close()
     await release()

@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { EXIT } from '../../src/cli/exit-codes.js'
+import { readJournal } from '../../src/state/journal.js'
 import { REPO_ROOT } from '../helpers/built.js'
 import { CEPH_SKIP_REASON, type Cluster, startClusters } from '../helpers/ceph.js'
 import { snapferry } from '../helpers/cli.js'
@@ -84,6 +85,7 @@ cutover:
   before:
     - name: stop-vm
       run: 'p=$(cat ${pid}); kill $p; while kill -0 $p 2>/dev/null; do sleep 0.05; done'
+  verify: records
 stateDir: ${path.join(dir, 'state-three')}
 `,
     )
@@ -93,6 +95,14 @@ stateDir: ${path.join(dir, 'state-three')}
       expect(r.stdout).toMatch(/cutover done: downtime [\d.]+ (ms|s), predicted [\d.]+ (ms|s)/)
       expect(r.stdout).toContain('ok      before:stop-vm')
       expect(r.stdout).toContain('ok      verify')
+      // rbd ↔ rbd `records`: the chain of verified deltas and the final snapshot on both sides, no full read.
+      const verify = (await readJournal(path.join(dir, 'state-three'))).find(
+        (e) => e.type === 'cutover-step' && e.step === 'verify' && e.status === 'ok',
+      ) as { output?: string } | undefined
+      for (const v of ['boot', 'data', 'logs'])
+        expect(verify?.output).toMatch(
+          new RegExp(`${v}: snapferry-\\S+ on both sides \\(\\d+ bytes\\); every delta's sha256 matched`),
+        )
     } finally {
       writer.kill('SIGKILL')
     }

@@ -9,9 +9,9 @@ import { countBytes, countRecords, newCounters } from '../../delta-format/record
 import { SnapferryError } from '../../errors/snapferry-error.js'
 import { assertEndSnapshotAbsent, decodeRequestedDelta } from '../import-preconditions.js'
 import { isOwnSnapshot } from '../snapshot-names.js'
-import type { HeadState, ImportRequest, ImportResult, SnapshotInfo } from '../volume-driver.js'
+import type { Extent, HeadState, ImportRequest, ImportResult, SnapshotInfo } from '../volume-driver.js'
 import type { RbdDriverOptions } from './rbd-driver.js'
-import type { RbdImage } from './rbd-image.js'
+import type { RbdExtent, RbdImage } from './rbd-image.js'
 import { importDiffChunks, stageFileFor } from './rbd-import.js'
 
 /** image-meta key set while an apply runs: tells an interrupted apply from foreign writes. */
@@ -31,12 +31,18 @@ export interface RbdApplyContext {
   listSnapshots(signal?: AbortSignal): Promise<SnapshotInfo[]>
   deleteSnapshot(name: string, signal?: AbortSignal): Promise<void>
   marker(signal?: AbortSignal): Promise<Marker | undefined>
+  /** Hand over work that may finish after the apply returns (the next apply waits for it). */
+  afterApply(p: Promise<unknown>): void
+  /** The previous apply's leftover work (settles, never rejects). */
+  previousCleanup(): Promise<unknown>
   headState(
     snap: string,
     marker: Marker | undefined,
     snaps: readonly SnapshotInfo[],
     headSize: number,
     signal?: AbortSignal,
+    /** The head's changes since `snap`, when already being fetched. */
+    prefetched?: Promise<readonly Extent[]>,
   ): Promise<HeadState>
 }
 
@@ -46,14 +52,17 @@ export async function importIntoImage(
   source: Readable | AsyncIterable<Uint8Array>,
 ): Promise<ImportResult> {
   const t0 = performance.now()
-  const decoded = await decodeRequestedDelta(source, req, d.label)
+  // Every read the checks need runs at once, while the delta's first bytes are still on their way: each
+  // rbd call costs a process start and a cluster connection, and they add up inside a cutover window.
+  const state = readState(d, req)
+  const [decoded, { size, snaps, marker }] = await Promise.all([
+    decodeRequestedDelta(source, req, d.label),
+    state.facts,
+  ])
   const h = decoded.header
-  const size = await d.img.size(req.signal)
-  const snaps = size === undefined ? [] : await d.listSnapshots(req.signal)
   assertEndSnapshotAbsent(snaps, req, d.label)
-  const marker = size === undefined ? undefined : await d.marker(req.signal)
   if (req.fromSnap !== undefined) {
-    await guardHead(d, req, snaps, marker, size ?? 0)
+    await guardHead(d, req, snaps, marker, size ?? 0, state.changes)
   } else {
     await prepareBase(d, size !== undefined, marker, req, h.size)
   }
@@ -77,7 +86,9 @@ export async function importIntoImage(
     },
     chunks,
   )
-  await d.img.metaRemove(MARKER_KEY, req.signal)
+  // The end snapshot now exists, which already tells a finished apply from an interrupted one; removing
+  // the marker need not sit between the apply and its caller (inside a cutover window, that is ~0.1 s).
+  d.afterApply(d.img.metaRemove(MARKER_KEY))
   return {
     ...c,
     streamBytes: decoded.bytesRead(),
@@ -87,6 +98,32 @@ export async function importIntoImage(
   }
 }
 
+/** Size, snapshots and marker of the destination, and (for a delta) the head's changes since its start, fetched at once. */
+function readState(d: RbdApplyContext, req: ImportRequest) {
+  const size = d.img.size(req.signal)
+  const snaps = d.listSnapshots(req.signal)
+  // The previous apply's marker removal must land before this apply reads (and later sets) the marker.
+  const marker = d.previousCleanup().then(() => d.marker(req.signal))
+  // Speculative: only consulted when the guard gets that far; a failure here surfaces there or nowhere.
+  const changes = req.fromSnap !== undefined && !req.repair ? d.img.diff(req.fromSnap, req.signal) : undefined
+  changes?.catch(() => {})
+  const facts = (async () => {
+    const s = await size
+    if (s === undefined) {
+      await Promise.allSettled([snaps, marker])
+      return { size: s, snaps: [] as SnapshotInfo[], marker: undefined }
+    }
+    const list = await snaps
+    const m = await marker
+    // A finished apply's marker (its end snapshot exists) is no marker.
+    return { size: s, snaps: list, marker: m && list.some((x) => x.name === m.toSnap) ? undefined : m }
+  })()
+  // Keep rejections of the parallel reads from surfacing unhandled when an earlier one already failed.
+  snaps.catch(() => {})
+  marker.catch(() => {})
+  return { facts, changes }
+}
+
 /** import-diff only checks that the start snapshot exists: prove the head still equals it. */
 export async function guardHead(
   d: RbdApplyContext,
@@ -94,6 +131,7 @@ export async function guardHead(
   snaps: readonly SnapshotInfo[],
   marker: Marker | undefined,
   headSize: number,
+  prefetched?: Promise<RbdExtent[]>,
 ): Promise<void> {
   const from = req.fromSnap as string
   if (!snaps.some((s) => s.name === from)) {
@@ -103,7 +141,7 @@ export async function guardHead(
     })
   }
   if (req.repair) return
-  const head = await d.headState(from, marker, snaps, headSize, req.signal)
+  const head = await d.headState(from, marker, snaps, headSize, req.signal, prefetched)
   if (head.matches) return
   throw new SnapferryError(
     'DEST_HEAD_DIVERGED',

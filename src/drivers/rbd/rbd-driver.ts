@@ -57,6 +57,8 @@ export class RbdDriver implements VolumeDriver {
   readonly #o: RbdDriverOptions
   readonly #img: RbdImage
   readonly #ctx: RbdApplyContext
+  /** Work left running after an apply returned (removing its marker); the next apply waits for it. */
+  #cleanup: Promise<unknown> = Promise.resolve()
   readonly spec: string
 
   constructor(o: RbdDriverOptions) {
@@ -70,7 +72,12 @@ export class RbdDriver implements VolumeDriver {
       listSnapshots: (signal) => this.listSnapshots(signal),
       deleteSnapshot: (name, signal) => this.deleteSnapshot(name, signal),
       marker: (signal) => this.#marker(signal),
-      headState: (snap, marker, snaps, size, signal) => this.#checkHead(snap, marker, snaps, size, signal),
+      afterApply: (p) => {
+        this.#cleanup = p.catch(() => {})
+      },
+      previousCleanup: () => this.#cleanup,
+      headState: (snap, marker, snaps, size, signal, prefetched) =>
+        this.#checkHead(snap, marker, snaps, size, signal, prefetched),
     }
   }
 
@@ -119,14 +126,24 @@ export class RbdDriver implements VolumeDriver {
     const t0 = performance.now()
     assertOwnSnapshotName(req.toSnap, this.#label)
     if (req.fromSnap !== undefined) assertOwnSnapshotName(req.fromSnap, this.#label)
-    this.#checkExportable(await this.#img.snapshots(req.signal), req)
-    const exp = await exportDiffRecords(
-      this.#o.connection,
-      this.spec,
-      req.fromSnap,
-      req.toSnap,
-      this.#o.wholeObject,
-    )
+    // The snapshot check and export-diff's start (a process and a cluster connection each) overlap; the
+    // check's clear error wins over rbd's bare ENOENT, and a refused export is killed unread.
+    const [snaps, started] = await Promise.allSettled([
+      this.#img.snapshots(req.signal),
+      exportDiffRecords(this.#o.connection, this.spec, req.fromSnap, req.toSnap, this.#o.wholeObject),
+    ])
+    try {
+      if (snaps.status === 'rejected') throw snaps.reason
+      this.#checkExportable(snaps.value, req)
+    } catch (e) {
+      if (started.status === 'fulfilled') {
+        started.value.process.kill()
+        await started.value.process.done.catch(() => {})
+      }
+      throw e
+    }
+    if (started.status === 'rejected') throw started.reason
+    const exp = started.value
     const c = newCounters()
     let records: AsyncIterable<DataRecord> = exp.records
     if (req.include && req.include.length > 0) {
@@ -204,8 +221,11 @@ export class RbdDriver implements VolumeDriver {
     snaps: readonly SnapshotInfo[],
     headSize: number,
     signal?: AbortSignal,
+    prefetched?: Promise<readonly Extent[]>,
   ): Promise<HeadState> {
-    if (marker)
+    // A marker whose end snapshot exists is from an apply that finished (import-diff creates the end
+    // snapshot last) and whose marker removal did not happen or has not happened yet.
+    if (marker && !snaps.some((x) => x.name === marker.toSnap))
       return {
         matches: false,
         reason: 'interrupted-apply',
@@ -213,7 +233,7 @@ export class RbdDriver implements VolumeDriver {
       }
     const s = snaps.find((x) => x.name === snap)
     if (!s) return { matches: false, reason: 'missing', detail: `snapshot '${snap}' does not exist` }
-    const changed = await this.headChangesSince(snap, signal)
+    const changed = prefetched ? await prefetched : await this.headChangesSince(snap, signal)
     if (changed.length === 0 && headSize === s.size) return { matches: true }
     const bytes = changed.reduce((n, e) => n + e.length, 0)
     return {

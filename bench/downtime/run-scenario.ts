@@ -1,0 +1,74 @@
+/** One scenario: the same seed image and the same live writer for snapferry, then the manual runbook twice. */
+import { mkdir, rm } from 'node:fs/promises'
+import path from 'node:path'
+import type { CephRegions } from '../lib/ceph-regions.js'
+import { runManual } from './run-manual.js'
+import { runInA, runSnapferry } from './run-snapferry.js'
+import { type MethodRun, type Scenario, type ScenarioResult, scenarioName } from './scenario.js'
+import { makeSourceImage, removeImage, startWriter } from './workload.js'
+
+export interface ScenarioOptions {
+  readonly targetDowntime: string
+  /** Run only these methods (default: all three). */
+  readonly methods?: readonly string[] | undefined
+  /** Called after each method with its figures (progress output). */
+  readonly onRun?: (run: MethodRun) => void
+}
+
+/** Raw throughput of the shaped or unshaped link, measured with OpenSSH like the manual runbook ships. */
+export async function measureLinkRate(regions: CephRegions, dir: string, mib: number): Promise<number> {
+  const h = regions.hosts
+  const t0 = performance.now()
+  const r = await runInA(h, [
+    'bash',
+    '-c',
+    `head -c ${mib << 20} /dev/urandom > "$1/link.bin" && t0=$(date +%s%N) && ssh -i ${h.identity} -o UserKnownHostsFile=${h.knownHosts} -o BatchMode=yes root@${h.ipB} 'cat > /dev/null' < "$1/link.bin" && echo $(( $(date +%s%N) - t0 ))`,
+    'x',
+    dir,
+  ])
+  if (r.code !== 0) throw new Error(`link measurement failed: ${r.err}`)
+  await rm(path.join(dir, 'link.bin'), { force: true })
+  const ns = Number(r.out.trim().split('\n').pop())
+  return Number.isFinite(ns) && ns > 0
+    ? (mib << 20) / (ns / 1e9)
+    : (mib << 20) / ((performance.now() - t0) / 1000)
+}
+
+export async function runScenario(
+  regions: CephRegions,
+  repoRoot: string,
+  workDir: string,
+  s: Scenario,
+  linkBytesPerSecond: number,
+  opts: ScenarioOptions,
+): Promise<ScenarioResult> {
+  const dir = path.join(workDir, scenarioName(s))
+  await mkdir(dir, { recursive: true })
+  const runs: MethodRun[] = []
+  const one = async (method: MethodRun['method'], warm: number) => {
+    const ctx = { regions, repoRoot, dir, srcImage: `src-${method}`, dstImage: `dst-${method}` }
+    await removeImage(regions.a, `rbd/${ctx.srcImage}`)
+    await removeImage(regions.b, `rbd/${ctx.dstImage}`)
+    await makeSourceImage(regions.a, `rbd/${ctx.srcImage}`, s.imageBytes)
+    const writer = await startWriter(regions.a, repoRoot, 'rbd', ctx.srcImage, s.writer, dir)
+    try {
+      const run =
+        method === 'snapferry'
+          ? await runSnapferry({ ...ctx, writer }, opts.targetDowntime)
+          : await runManual({ ...ctx, writer }, method, warm)
+      runs.push(run)
+      opts.onRun?.(run)
+      return run
+    } finally {
+      await writer.kill()
+      await removeImage(regions.a, `rbd/${ctx.srcImage}`)
+      await removeImage(regions.b, `rbd/${ctx.dstImage}`)
+      await rm(path.join(dir, 'state'), { recursive: true, force: true })
+    }
+  }
+  const want = (m: string) => !opts.methods || opts.methods.includes(m)
+  const sf = want('snapferry') ? await one('snapferry', 0) : undefined
+  if (want('manual')) await one('manual', sf?.warmRounds ?? 3)
+  if (want('manual-3')) await one('manual-3', 3)
+  return { scenario: s, linkBytesPerSecond, runs }
+}

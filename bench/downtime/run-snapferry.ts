@@ -1,0 +1,149 @@
+/** One snapferry run of a downtime scenario: converge under the live writer, cut over, read back what it measured. */
+import { spawn } from 'node:child_process'
+import { readFile, writeFile } from 'node:fs/promises'
+import path from 'node:path'
+import type { VolumeRoundStats } from '../../src/convergence/round-stats.js'
+import { readJournal } from '../../src/state/journal.js'
+import type { JournalEntry } from '../../src/state/journal-entries.js'
+import type { CephRegions } from '../lib/ceph-regions.js'
+import type { TwoHosts } from '../lib/two-hosts.js'
+import type { MethodRun, RoundPoint } from './scenario.js'
+import { imageSha256, type Writer } from './workload.js'
+
+export interface RunContext {
+  readonly regions: CephRegions
+  readonly repoRoot: string
+  readonly dir: string
+  readonly srcImage: string
+  readonly dstImage: string
+  readonly writer: Writer
+}
+
+/** Run argv inside namespace A (the source host, where the operator's controller runs). */
+export function runInA(
+  hosts: TwoHosts,
+  argv: string[],
+  env: NodeJS.ProcessEnv = {},
+): Promise<{ code: number | null; out: string; err: string }> {
+  return new Promise((resolve) => {
+    const full = hosts.inA(argv)
+    const { SSH_AUTH_SOCK: _drop, ...base } = process.env
+    const p = spawn(full[0] as string, full.slice(1), {
+      env: { ...base, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    })
+    let out = ''
+    let err = ''
+    p.stdout.on('data', (b: Buffer) => {
+      out += b.toString()
+    })
+    p.stderr.on('data', (b: Buffer) => {
+      err += b.toString()
+    })
+    p.on('close', (code) => resolve({ code, out, err }))
+  })
+}
+
+export async function runSnapferry(ctx: RunContext, targetDowntime: string): Promise<MethodRun> {
+  const h = ctx.regions.hosts
+  const cli = path.join(ctx.repoRoot, 'dist/src/cli/main.js')
+  const agent = path.join(ctx.repoRoot, 'dist/agents/snapferry-agent.js')
+  const stopWriter = path.join(ctx.repoRoot, 'bench/downtime/stop-writer.sh')
+  const marker = path.join(ctx.dir, 'snapferry.started')
+  const file = path.join(ctx.dir, 'snapferry.yaml')
+  await writeFile(
+    file,
+    `apiVersion: snapferry/v1
+kind: Pipeline
+name: downtime-bench
+volumes:
+  - name: vm
+    source: { driver: rbd, pool: rbd, image: ${ctx.srcImage}, conf: ${ctx.regions.a.conf}, host: local }
+    destination: { driver: rbd, pool: rbd, image: ${ctx.dstImage}, conf: ${ctx.regions.b.conf}, host: root@${h.ipB} }
+stateDir: state
+convergence:
+  targetDowntime: ${targetDowntime}
+  minRounds: 2
+  maxRounds: 12
+  roundInterval: 0s
+  stallRounds: 3
+  onStall: cutover
+  whenConverged: cutover
+cutover:
+  before:
+    - name: stop-vm
+      run: [${stopWriter}, ${ctx.writer.pidFile}]
+  after:
+    - name: start-vm
+      run: [bash, -c, 'date +%s.%N > "$0"', ${marker}]
+  verify: records
+snapshots: { keep: 2 }
+transport:
+  ssh: { config: none, knownHosts: ${h.knownHosts}, identityFile: ${h.identity}, agentCommand: [${process.execPath}, ${agent}] }
+`,
+  )
+  const wire0 = await h.linkBytes()
+  const t0 = Date.now()
+  const r = await runInA(h, [process.execPath, cli, 'run', file])
+  const totalMs = Date.now() - t0
+  const wireBytes = (await h.linkBytes()) - wire0
+  if (r.code !== 0) throw new Error(`snapferry run exited ${r.code}:\n${r.err}\n${r.out}`)
+  const journal = await readJournal(path.join(ctx.dir, 'state'))
+  await writeFile(path.join(ctx.dir, 'snapferry.journal.json'), JSON.stringify(journal))
+  const stoppedAt = await ctx.writer.stoppedAt()
+  const startedAt = Number((await readFile(marker, 'utf8')).trim()) * 1000
+  const stats = journal.flatMap((e) => (e.type === 'round-completed' ? [e.stats] : []))
+  const predictions = journal.flatMap((e) => (e.type === 'prediction' ? [e] : []))
+  const finished = journal.find((e) => e.type === 'cutover-finished') as
+    | Extract<JournalEntry, { type: 'cutover-finished' }>
+    | undefined
+  if (finished?.result.status !== 'ok') throw new Error('snapferry did not cut over')
+  const final = stats[stats.length - 1] as VolumeRoundStats
+  const rounds: RoundPoint[] = stats.map((s) => ({
+    round: s.round,
+    deltaBytes: s.dataBytes + s.zeroBytes,
+    durationMs: s.totalMs,
+    predictedWindowMs: predictions.find((p) => p.round === s.round)?.prediction.windowMs,
+  }))
+  const snap = finished.result.finalSnapshot.vm as string
+  const [a, b] = await Promise.all([
+    imageSha256(ctx.regions.a, `rbd/${ctx.srcImage}@${snap}`),
+    imageSha256(ctx.regions.b, `rbd/${ctx.dstImage}@${snap}`),
+  ])
+  return {
+    method: 'snapferry',
+    warmRounds: stats.length - 2,
+    rounds,
+    windowMs: startedAt - stoppedAt,
+    finalDeltaBytes: final.dataBytes + final.zeroBytes,
+    finalSnapshotMs: final.snapshotMs,
+    wireBytes,
+    totalMs,
+    predictedMs: finished.result.predictedMs ?? undefined,
+    downtimeMs: finished.result.downtimeMs,
+    breakdown: breakdown(journal, final, stoppedAt, startedAt),
+    identical: a === b,
+    writerBytesPerSecond: await ctx.writer.achievedRate(),
+  }
+}
+
+/** Where the window went: the writer's own stop, then every cutover step after it, from the journal. */
+function breakdown(
+  journal: readonly JournalEntry[],
+  final: VolumeRoundStats,
+  stoppedAt: number,
+  startedAt: number,
+): Record<string, number> {
+  const out: Record<string, number> = {}
+  const started = new Map<string, number>()
+  for (const e of journal) {
+    if (e.type !== 'cutover-step') continue
+    if (e.status === 'started') started.set(e.step, Date.parse(e.at))
+    else out[e.step] = e.durationMs ?? Date.parse(e.at) - (started.get(e.step) ?? 0)
+  }
+  out['final snapshot'] = final.snapshotMs
+  out['final transfer'] = final.transferMs
+  out['hook exit after writer stopped'] = Math.max(0, (started.get('final-delta') ?? stoppedAt) - stoppedAt)
+  out['after last step'] = startedAt - (started.get('start-vm') ?? startedAt)
+  return out
+}

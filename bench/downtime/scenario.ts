@@ -1,0 +1,87 @@
+/** The downtime bench's scenarios and what one run of one method measured (shared by runners, report, charts). */
+
+export const MiB = 1 << 20
+export const GiB = 1 << 30
+
+export type WriterRate = number | 'bursty'
+
+export interface Scenario {
+  readonly imageBytes: number
+  readonly writer: WriterRate
+  /** tbf rate ('100mbit') or undefined for the unshaped veth. */
+  readonly link: string | undefined
+}
+
+export type Method = 'snapferry' | 'manual' | 'manual-3'
+
+export interface RoundPoint {
+  readonly round: number
+  /** Changed bytes the round shipped (w + z records). */
+  readonly deltaBytes: number
+  readonly durationMs: number
+  /** snapferry only: the window predicted after this round. */
+  readonly predictedWindowMs?: number | undefined
+}
+
+export interface MethodRun {
+  readonly method: Method
+  /** Warm delta rounds before the cutover (the base and the final round not counted). */
+  readonly warmRounds: number
+  readonly rounds: readonly RoundPoint[]
+  /** Writer stopped (last write flushed) → destination holds the final snapshot, verified. */
+  readonly windowMs: number
+  readonly finalDeltaBytes: number
+  /** Time the final snapshot took on the source (part of the window). */
+  readonly finalSnapshotMs: number
+  readonly wireBytes: number
+  readonly totalMs: number
+  /** snapferry only: the window it predicted before deciding to cut over. */
+  readonly predictedMs?: number | undefined
+  /** snapferry only: the downtime it measured itself (first cutover step's start → last step's end). */
+  readonly downtimeMs?: number | undefined
+  /** snapferry only: where the window went (step → ms). */
+  readonly breakdown?: Readonly<Record<string, number>> | undefined
+  /** sha256 of source and destination at the final snapshot, read after the run. */
+  readonly identical: boolean
+  /** What the live writer really wrote per second during this run. */
+  readonly writerBytesPerSecond: number
+}
+
+export interface ScenarioResult {
+  readonly scenario: Scenario
+  /** Measured link rate (bytes/s) used for the physical floor. */
+  readonly linkBytesPerSecond: number
+  readonly runs: readonly MethodRun[]
+}
+
+export function scenarioName(s: Scenario): string {
+  const size = `${s.imageBytes / GiB}GiB`
+  const w = s.writer === 'bursty' ? 'bursty' : `${s.writer / MiB}MiBps`
+  return `${size}-${w}-${s.link ?? 'unshaped'}`
+}
+
+export function scenarioTitle(s: Scenario): string {
+  const w = s.writer === 'bursty' ? 'bursty writer (mean 2 MiB/s)' : `writer ${s.writer / MiB} MiB/s`
+  return `${s.imageBytes / GiB} GiB image, ${w}, ${s.link === undefined ? 'unshaped veth' : `tbf ${s.link}`}`
+}
+
+/** The full matrix the issue asks for: 2 sizes × 4 writers × 2 links. */
+export function fullMatrix(): Scenario[] {
+  const out: Scenario[] = []
+  for (const link of ['100mbit', undefined])
+    for (const imageBytes of [GiB, 8 * GiB])
+      for (const writer of [MiB, 2 * MiB, 4 * MiB, 'bursty'] as const) out.push({ imageBytes, writer, link })
+  return out
+}
+
+/**
+ * The physical floor of a cutover window: the final snapshot plus the final delta at the link's rate.
+ * Nothing that ships the final delta over this link after a snapshot can be faster.
+ */
+export function physicalFloorMs(
+  finalSnapshotMs: number,
+  finalDeltaBytes: number,
+  linkBytesPerSecond: number,
+): number {
+  return finalSnapshotMs + (finalDeltaBytes / linkBytesPerSecond) * 1000
+}

@@ -1,0 +1,74 @@
+/**
+ * Two regions on one machine for the downtime bench: the two hosts of two-hosts.ts (network namespaces,
+ * sshd each, tbf-shapeable veth) and a real bluestore Ceph cluster inside each namespace, reachable only
+ * from its own host (mon on that namespace's 127.0.0.1), started with scripts/ceph-dev-cluster.sh.
+ */
+import { execFile } from 'node:child_process'
+import path from 'node:path'
+import { promisify } from 'node:util'
+import { startTwoHosts, type TwoHosts } from './two-hosts.js'
+
+const run = promisify(execFile)
+
+export interface Region {
+  readonly ns: string
+  /** ceph.conf of this region's cluster (valid inside its namespace only). */
+  readonly conf: string
+  /** rbd with this cluster's conf, run inside the region's namespace; argv only. */
+  rbd(...args: string[]): Promise<string>
+}
+
+export interface CephRegions {
+  readonly hosts: TwoHosts
+  readonly a: Region
+  readonly b: Region
+  stop(): Promise<void>
+}
+
+export async function startCephRegions(repoRoot: string): Promise<CephRegions> {
+  const hosts = await startTwoHosts()
+  const script = path.join(repoRoot, 'scripts/ceph-dev-cluster.sh')
+  const cephDir = path.join(hosts.dir, 'ceph')
+  const env = { ...process.env, SNAPFERRY_CEPH_DIR: cephDir }
+  const names: string[] = []
+  const region = async (ns: string, name: string): Promise<Region> => {
+    names.push(name)
+    // Each namespace has its own loopback, so both clusters can use the same ports.
+    const { stdout } = await run(
+      'ip',
+      ['netns', 'exec', ns, 'bash', script, 'start', name, '7400', 'bluestore'],
+      {
+        env,
+        timeout: 180_000,
+      },
+    )
+    const conf = stdout.trim().split('\n').pop() as string
+    return {
+      ns,
+      conf,
+      rbd: async (...args: string[]) =>
+        (
+          await run('ip', ['netns', 'exec', ns, 'rbd', '--conf', conf, ...args], {
+            maxBuffer: 64 << 20,
+            timeout: 600_000,
+          })
+        ).stdout,
+    }
+  }
+  try {
+    const [a, b] = await Promise.all([region(hosts.nsA, 'benchA'), region(hosts.nsB, 'benchB')])
+    return {
+      hosts,
+      a,
+      b,
+      stop: async () => {
+        for (const name of names) await run('bash', [script, 'stop', name], { env }).catch(() => {})
+        await hosts.stop()
+      },
+    }
+  } catch (e) {
+    for (const name of names) await run('bash', [script, 'stop', name], { env }).catch(() => {})
+    await hosts.stop()
+    throw e
+  }
+}

@@ -1,0 +1,101 @@
+/**
+ * The apply marker off the critical path: an apply returns once import-diff made the end snapshot and
+ * removes its `snapferry.applying` marker afterwards. A marker whose end snapshot exists is a finished
+ * apply; one whose end snapshot is missing is an interrupted apply and still refuses a plain delta.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { MARKER_KEY } from '../../src/drivers/rbd/rbd-apply.js'
+import { RbdDriver } from '../../src/drivers/rbd/rbd-driver.js'
+import type { SnapferryError } from '../../src/errors/snapferry-error.js'
+import { CEPH_SKIP_REASON, type Cluster, startClusters } from '../helpers/ceph.js'
+import { rbdWrite } from '../helpers/rbd-poke.js'
+import { ship } from '../helpers/ship.js'
+
+const MiB = 1 << 20
+let A: Cluster
+let B: Cluster
+let stop = async () => {}
+let n = 0
+
+beforeAll(async () => {
+  if (CEPH_SKIP_REASON) return
+  const c = await startClusters(2)
+  ;[A, B] = c.clusters as [Cluster, Cluster]
+  stop = c.stop
+}, 180_000)
+afterAll(() => stop(), 60_000)
+
+const driver = (c: Cluster, image: string) =>
+  new RbdDriver({
+    pool: 'rbd',
+    image,
+    connection: { conf: c.conf, timeoutSeconds: 30 },
+    wholeObject: false,
+    stageLimit: 0,
+  })
+
+async function metaGet(c: Cluster, spec: string): Promise<string | undefined> {
+  return c.rbd('image-meta', 'get', spec, MARKER_KEY).then(
+    (s) => s.trim(),
+    () => undefined,
+  )
+}
+
+async function twoRounds() {
+  const image = `mk${process.pid}x${n++}`
+  await rbdWrite(A, `rbd/${image}`, 0, Buffer.alloc(64 * 1024, 1), 8 * MiB)
+  const src = driver(A, image)
+  const dst = driver(B, image)
+  await ship(src, dst, { to: 'snapferry-0000-a' })
+  await rbdWrite(A, `rbd/${image}`, 2 * MiB, Buffer.alloc(4096, 2))
+  await ship(src, dst, { from: 'snapferry-0000-a', to: 'snapferry-0001-a' })
+  return { image, src, dst }
+}
+
+const describeCeph = CEPH_SKIP_REASON ? describe.skip : describe
+
+describeCeph('rbd apply marker', () => {
+  it("a finished apply's leftover marker is no obstacle; each apply's own marker is gone moments after it returns", async () => {
+    const { image, src, dst } = await twoRounds()
+    // As if the agent died right after import-diff made the end snapshot, before removing the marker.
+    const leftover = JSON.stringify({
+      fromSnap: 'snapferry-0000-a',
+      toSnap: 'snapferry-0001-a',
+      startedAt: 'x',
+    })
+    await B.rbd('image-meta', 'set', `rbd/${image}`, MARKER_KEY, leftover)
+    expect(await dst.checkHead('snapferry-0001-a')).toEqual({ matches: true })
+    await rbdWrite(A, `rbd/${image}`, 4 * MiB, Buffer.alloc(4096, 3))
+    await ship(src, dst, { from: 'snapferry-0001-a', to: 'snapferry-0002-a' })
+    await ship(src, dst, { from: 'snapferry-0002-a', to: 'snapferry-0003-a' })
+    // The last apply removes its own marker after returning: gone within moments.
+    let marker = await metaGet(B, `rbd/${image}`)
+    for (let i = 0; i < 50 && marker !== undefined; i++) {
+      await new Promise((r) => setTimeout(r, 100))
+      marker = await metaGet(B, `rbd/${image}`)
+    }
+    expect(marker).toBeUndefined()
+    const [a, b] = await Promise.all([
+      src.checksum({ snapshot: 'snapferry-0003-a' }),
+      dst.checksum({ snapshot: 'snapferry-0003-a' }),
+    ])
+    expect(b.digest).toBe(a.digest)
+  }, 120_000)
+
+  it('a marker whose end snapshot is missing is an interrupted apply: a plain delta is refused', async () => {
+    const { image, src, dst } = await twoRounds()
+    const interrupted = JSON.stringify({
+      fromSnap: 'snapferry-0001-a',
+      toSnap: 'snapferry-0002-a',
+      startedAt: 'x',
+    })
+    await B.rbd('image-meta', 'set', `rbd/${image}`, MARKER_KEY, interrupted)
+    const head = await dst.checkHead('snapferry-0001-a')
+    expect(head).toMatchObject({ matches: false, reason: 'interrupted-apply' })
+    const e = await ship(src, dst, { from: 'snapferry-0001-a', to: 'snapferry-0002-a' }).catch(
+      (x: SnapferryError) => x,
+    )
+    expect((e as SnapferryError).code).toBe('DEST_HEAD_DIVERGED')
+    expect((e as SnapferryError).message).toContain("an apply of 'snapferry-0002-a'")
+  }, 120_000)
+})

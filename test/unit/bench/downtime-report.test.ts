@@ -1,0 +1,103 @@
+/** The downtime bench's pure parts: the physical floor, ratios, prediction error, the generated section and picture. */
+import { describe, expect, it } from 'vitest'
+import { scenarioChart } from '../../../bench/downtime/chart.js'
+import {
+  MARK_END,
+  MARK_START,
+  predictionError,
+  ratio,
+  replaceSection,
+  summaryTable,
+} from '../../../bench/downtime/report.js'
+import {
+  fullMatrix,
+  GiB,
+  type MethodRun,
+  MiB,
+  physicalFloorMs,
+  type ScenarioResult,
+  scenarioName,
+} from '../../../bench/downtime/scenario.js'
+
+const run = (method: MethodRun['method'], windowMs: number, extra: Partial<MethodRun> = {}): MethodRun => ({
+  method,
+  warmRounds: 4,
+  rounds: [
+    { round: 0, deltaBytes: 512 * MiB, durationMs: 40_000 },
+    { round: 1, deltaBytes: 20 * MiB, durationMs: 3000, predictedWindowMs: 2500 },
+    { round: 2, deltaBytes: 2 * MiB, durationMs: 900, predictedWindowMs: 700 },
+  ],
+  windowMs,
+  finalDeltaBytes: 2 * MiB,
+  finalSnapshotMs: 120,
+  wireBytes: 600e6,
+  totalMs: 60_000,
+  identical: true,
+  writerBytesPerSecond: 2 * MiB,
+  ...extra,
+})
+
+const result: ScenarioResult = {
+  scenario: { imageBytes: GiB, writer: 2 * MiB, link: '100mbit' },
+  linkBytesPerSecond: 10e6,
+  runs: [
+    run('snapferry', 800, { predictedMs: 900, downtimeMs: 750 }),
+    run('manual', 1600),
+    run('manual-3', 2400),
+  ],
+}
+
+describe('downtime bench report', () => {
+  it('the floor is the final snapshot plus the final delta at link rate', () => {
+    expect(physicalFloorMs(120, 10e6, 10e6)).toBe(1120)
+  })
+
+  it('ratios are manual ÷ snapferry, prediction error is against snapferry’s own measure', () => {
+    expect(ratio(result, 'manual')).toBe(2)
+    expect(ratio(result, 'manual-3')).toBe(3)
+    expect(predictionError(result)).toBeCloseTo(0.2, 10)
+  })
+
+  it('the matrix is 2 sizes × 4 writers × 2 links with unique names', () => {
+    const m = fullMatrix()
+    expect(m).toHaveLength(16)
+    expect(new Set(m.map(scenarioName)).size).toBe(16)
+    expect(scenarioName(result.scenario)).toBe('1GiB-2MiBps-100mbit')
+  })
+
+  it('the summary names the scenario, both ratios and a failed checksum loudly', () => {
+    const t = summaryTable([result])
+    expect(t).toContain(
+      '| 1 GiB image, writer 2 MiB/s, tbf 100mbit | 0.80 s | 1.60 s | 2.40 s | **2.00×** | **3.00×** |',
+    )
+    expect(t).toContain('0.90 s / 0.75 s (+20 %)')
+    const bad = { ...result, runs: [run('snapferry', 800, { identical: false })] }
+    expect(summaryTable([bad])).toContain('**NO**')
+  })
+
+  it('replaces only the generated section of the document, or appends it once', () => {
+    const doc = `# B\n\nbefore\n\n${MARK_START}\n\nold\n\n${MARK_END}\n\nafter\n`
+    const out = replaceSection(doc, 'new')
+    expect(out).toBe(`# B\n\nbefore\n\n${MARK_START}\n\nnew\n\n${MARK_END}\n\nafter\n`)
+    const appended = replaceSection('# B\n', 'x')
+    expect(replaceSection(appended, 'y').split(MARK_START)).toHaveLength(2)
+  })
+
+  it('draws one well-formed picture with every method, the prediction and the floor', () => {
+    const svg = scenarioChart(result)
+    expect(svg.startsWith('<svg')).toBe(true)
+    expect(svg.trim().endsWith('</svg>')).toBe(true)
+    for (const label of [
+      'snapferry',
+      'manual',
+      'manual-3',
+      'predicted',
+      'floor',
+      '0.80 s',
+      '1.60 s',
+      '0.33 s',
+    ])
+      expect(svg).toContain(label)
+    expect(svg).not.toContain('NaN')
+  })
+})

@@ -7,6 +7,7 @@
  *
  * usage: node dist/bench/downtime-bench.js [--only SUBSTRING]... [--methods snapferry,manual,manual-3]
  *          [--target 1s] [--json FILE] [--work DIR (kept)] [--no-docs]
+ *        node dist/bench/downtime-bench.js --from-json FILE   (tables and pictures from saved results)
  */
 import { spawnSync } from 'node:child_process'
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
@@ -50,57 +51,66 @@ const only = arg('--only')
 const target = arg('--target')[0] ?? '1s'
 const jsonOut = arg('--json')[0]
 const keepDir = arg('--work')[0]
+const fromJson = arg('--from-json')[0]
 const methods = arg('--methods')[0]?.split(',')
 const writeDocs = !process.argv.includes('--no-docs')
-const missing = preflight()
-if (missing) {
-  console.error(`downtime bench skipped: ${missing}`)
-  process.exit(2)
-}
-const scenarios = fullMatrix().filter(
-  (s) => only.length === 0 || only.some((o) => scenarioName(s).includes(o)),
-)
 const command = `npm run bench:downtime${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(' ')}` : ''}`
-const work = keepDir ?? (await mkdtemp(path.join(tmpdir(), 'sf-downtime-')))
 const t0 = Date.now()
-const regions = await startCephRegions(ROOT)
-const results: ScenarioResult[] = []
-try {
-  const rates = new Map<string, number>()
-  for (const s of scenarios) {
-    await regions.hosts.shape(s.link)
-    const key = s.link ?? 'unshaped'
-    // The floor needs the link's physical rate: tbf's for a shaped link, the best of two OpenSSH
-    // transfers for the unshaped veth (on this shared 2-core host that is a CPU limit, not the wire's).
-    if (!rates.has(key))
-      rates.set(
-        key,
-        s.link
-          ? tbfBytesPerSecond(s.link)
-          : Math.max(await measureLinkRate(regions, work, 256), await measureLinkRate(regions, work, 256)),
-      )
-    const rate = rates.get(key) as number
-    process.stderr.write(`${scenarioName(s)} (link ${(rate / 1e6).toFixed(1)} MB/s)\n`)
-    const r = await runScenario(regions, ROOT, work, s, rate, {
-      targetDowntime: target,
-      methods,
-      onRun: (run) =>
-        process.stderr.write(
-          `  ${run.method}: window ${(run.windowMs / 1000).toFixed(2)} s, ${run.warmRounds} warm rounds, final delta ${(run.finalDeltaBytes / 1048576).toFixed(2)} MiB${run.predictedMs ? `, predicted ${(run.predictedMs / 1000).toFixed(2)} s (own measure ${((run.downtimeMs ?? 0) / 1000).toFixed(2)} s)` : ''}, writer ${(run.writerBytesPerSecond / 1048576).toFixed(2)} MiB/s, identical ${run.identical}\n`,
-        ),
-    })
-    results.push(r)
-    const same = ratio(r, 'manual')
-    const three = ratio(r, 'manual-3')
-    console.log(
-      `${scenarioName(r.scenario)}: manual ÷ snapferry window = ${same?.toFixed(2) ?? '—'}× (same rounds), ${three?.toFixed(2) ?? '—'}× (3 rounds)`,
-    )
-    if (jsonOut) await writeFile(jsonOut, JSON.stringify(results, null, 1))
+
+async function runAll(): Promise<ScenarioResult[]> {
+  const missing = preflight()
+  if (missing) {
+    console.error(`downtime bench skipped: ${missing}`)
+    process.exit(2)
   }
-} finally {
-  await regions.stop()
-  if (!keepDir) await rm(work, { recursive: true, force: true })
+  const scenarios = fullMatrix().filter(
+    (s) => only.length === 0 || only.some((o) => scenarioName(s).includes(o)),
+  )
+  const work = keepDir ?? (await mkdtemp(path.join(tmpdir(), 'sf-downtime-')))
+  const regions = await startCephRegions(ROOT)
+  const results: ScenarioResult[] = []
+  try {
+    const rates = new Map<string, number>()
+    for (const s of scenarios) {
+      await regions.hosts.shape(s.link)
+      const key = s.link ?? 'unshaped'
+      // The floor needs the link's physical rate: tbf's for a shaped link, the best of two OpenSSH
+      // transfers for the unshaped veth (on this shared 2-core host that is a CPU limit, not the wire's).
+      if (!rates.has(key))
+        rates.set(
+          key,
+          s.link
+            ? tbfBytesPerSecond(s.link)
+            : Math.max(await measureLinkRate(regions, work, 256), await measureLinkRate(regions, work, 256)),
+        )
+      const rate = rates.get(key) as number
+      process.stderr.write(`${scenarioName(s)} (link ${(rate / 1e6).toFixed(1)} MB/s)\n`)
+      const r = await runScenario(regions, ROOT, work, s, rate, {
+        targetDowntime: target,
+        methods,
+        onRun: (run) =>
+          process.stderr.write(
+            `  ${run.method}: window ${(run.windowMs / 1000).toFixed(2)} s, ${run.warmRounds} warm rounds, final delta ${(run.finalDeltaBytes / 1048576).toFixed(2)} MiB${run.predictedMs ? `, predicted ${(run.predictedMs / 1000).toFixed(2)} s (own measure ${((run.downtimeMs ?? 0) / 1000).toFixed(2)} s)` : ''}, writer ${(run.writerBytesPerSecond / 1048576).toFixed(2)} MiB/s, identical ${run.identical}\n`,
+          ),
+      })
+      results.push(r)
+      const same = ratio(r, 'manual')
+      const three = ratio(r, 'manual-3')
+      console.log(
+        `${scenarioName(r.scenario)}: manual ÷ snapferry window = ${same?.toFixed(2) ?? '—'}× (same rounds), ${three?.toFixed(2) ?? '—'}× (3 rounds)`,
+      )
+      if (jsonOut) await writeFile(jsonOut, JSON.stringify(results, null, 1))
+    }
+  } finally {
+    await regions.stop()
+    if (!keepDir) await rm(work, { recursive: true, force: true })
+  }
+  return results
 }
+
+const results: ScenarioResult[] = fromJson
+  ? (JSON.parse(await readFile(fromJson, 'utf8')) as ScenarioResult[])
+  : await runAll()
 console.log(`\n${summaryTable(results)}`)
 if (writeDocs && results.length > 0) {
   const pics = path.join(ROOT, 'docs/bench')
@@ -109,7 +119,9 @@ if (writeDocs && results.length > 0) {
     await writeFile(path.join(pics, `downtime-${scenarioName(r.scenario)}.svg`), scenarioChart(r))
   const doc = path.join(ROOT, 'docs/BENCHMARKS.md')
   const section = [
-    `Command: \`${command}\` (${((Date.now() - t0) / 60000).toFixed(0)} min, ${new Date().toISOString().slice(0, 10)}).`,
+    fromJson
+      ? `Tables and pictures regenerated from saved results: \`${command}\`.`
+      : `Command: \`${command}\` (${((Date.now() - t0) / 60000).toFixed(0)} min, ${new Date().toISOString().slice(0, 10)}).`,
     summaryTable(results),
     '#### Every run',
     detailTable(results),

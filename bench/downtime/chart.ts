@@ -36,11 +36,14 @@ export function scenarioChart(r: ScenarioResult): string {
   const y = (bytes: number) => L.y + L.h - ((Math.log10(Math.max(bytes, 4096)) - lo) / (hi - lo)) * L.h
   out.push(`<rect x="${L.x}" y="${L.y}" width="${L.w}" height="${L.h}" fill="none" stroke="#999"/>`)
   out.push(`<text x="${L.x}" y="${L.y - 6}">delta shipped per round (log scale); round 0 is the base</text>`)
-  for (let e = Math.ceil(lo); e <= Math.floor(hi); e++) {
-    const yy = y(10 ** e)
+  // Grid lines at 0.1, 1, 10, 100 … MiB.
+  const mibLog = Math.log10(1 << 20)
+  for (let e = Math.ceil(lo - mibLog); e <= Math.floor(hi - mibLog); e++) {
+    const bytes = (1 << 20) * 10 ** e
+    const yy = y(bytes).toFixed(1)
     out.push(
       `<line x1="${L.x}" x2="${L.x + L.w}" y1="${yy}" y2="${yy}" stroke="#eee"/>`,
-      `<text x="${L.x - 4}" y="${yy + 4}" text-anchor="end">${esc(fmtBytes(10 ** e))}</text>`,
+      `<text x="${L.x - 4}" y="${Number(yy) + 4}" text-anchor="end">${esc(fmtBytes(bytes))}</text>`,
     )
   }
   for (let k = 0; k <= maxRound; k += Math.max(1, Math.ceil(maxRound / 10)))

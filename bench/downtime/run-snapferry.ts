@@ -121,7 +121,7 @@ transport:
     totalMs,
     predictedMs: finished.result.predictedMs ?? undefined,
     downtimeMs: finished.result.downtimeMs,
-    breakdown: breakdown(journal, final, stoppedAt, startedAt),
+    breakdown: breakdown(journal, final, stoppedAt),
     identical: a === b,
     writerBytesPerSecond: await ctx.writer.achievedRate(),
   }
@@ -132,7 +132,6 @@ function breakdown(
   journal: readonly JournalEntry[],
   final: VolumeRoundStats,
   stoppedAt: number,
-  startedAt: number,
 ): Record<string, number> {
   const out: Record<string, number> = {}
   const started = new Map<string, number>()
@@ -144,6 +143,5 @@ function breakdown(
   out['final snapshot'] = final.snapshotMs
   out['final transfer'] = final.transferMs
   out['hook exit after writer stopped'] = Math.max(0, (started.get('final-delta') ?? stoppedAt) - stoppedAt)
-  out['after last step'] = startedAt - (started.get('start-vm') ?? startedAt)
   return out
 }

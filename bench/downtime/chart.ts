@@ -23,6 +23,7 @@ export function scenarioChart(r: ScenarioResult): string {
   const out: string[] = []
   out.push(
     `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif" font-size="11">`,
+    `<title>${esc(`Cutover downtime: ${scenarioTitle(r.scenario)}`)}</title>`,
     `<rect width="${W}" height="${H}" fill="white"/>`,
     `<text x="10" y="16" font-size="13" font-weight="bold">${esc(scenarioTitle(r.scenario))}</text>`,
   )

@@ -137,6 +137,8 @@ export class RbdDriver implements VolumeDriver {
       this.#checkExportable(snaps.value, req)
     } catch (e) {
       if (started.status === 'fulfilled') {
+        // Unread output would keep the process from ever closing: drop it, then stop rbd.
+        started.value.process.stdout?.destroy()
         started.value.process.kill()
         await started.value.process.done.catch(() => {})
       }

@@ -1,7 +1,7 @@
 /** One run of the manual runbook (bench/downtime/manual-runbook.sh: rbd and OpenSSH only) on a downtime scenario. */
 import { readFile } from 'node:fs/promises'
 import path from 'node:path'
-import { type RunContext, runInA } from './run-snapferry.js'
+import { type RunContext, runInA } from './run-context.js'
 import type { Method, MethodRun, RoundPoint } from './scenario.js'
 import { imageSha256 } from './workload.js'
 

@@ -2,8 +2,9 @@
 import { mkdir, rm } from 'node:fs/promises'
 import path from 'node:path'
 import type { CephRegions } from '../lib/ceph-regions.js'
+import { runInA } from './run-context.js'
 import { runManual } from './run-manual.js'
-import { runInA, runSnapferry } from './run-snapferry.js'
+import { runSnapferry } from './run-snapferry.js'
 import { type MethodRun, type Scenario, type ScenarioResult, scenarioName } from './scenario.js'
 import { makeSourceImage, removeImage, startWriter } from './workload.js'
 

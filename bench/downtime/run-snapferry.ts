@@ -1,48 +1,12 @@
 /** One snapferry run of a downtime scenario: converge under the live writer, cut over, read back what it measured. */
-import { spawn } from 'node:child_process'
 import { readFile, writeFile } from 'node:fs/promises'
 import path from 'node:path'
 import type { VolumeRoundStats } from '../../src/convergence/round-stats.js'
 import { readJournal } from '../../src/state/journal.js'
 import type { JournalEntry } from '../../src/state/journal-entries.js'
-import type { CephRegions } from '../lib/ceph-regions.js'
-import type { TwoHosts } from '../lib/two-hosts.js'
+import { type RunContext, runInA } from './run-context.js'
 import type { MethodRun, RoundPoint } from './scenario.js'
-import { imageSha256, type Writer } from './workload.js'
-
-export interface RunContext {
-  readonly regions: CephRegions
-  readonly repoRoot: string
-  readonly dir: string
-  readonly srcImage: string
-  readonly dstImage: string
-  readonly writer: Writer
-}
-
-/** Run argv inside namespace A (the source host, where the operator's controller runs). */
-export function runInA(
-  hosts: TwoHosts,
-  argv: string[],
-  env: NodeJS.ProcessEnv = {},
-): Promise<{ code: number | null; out: string; err: string }> {
-  return new Promise((resolve) => {
-    const full = hosts.inA(argv)
-    const { SSH_AUTH_SOCK: _drop, ...base } = process.env
-    const p = spawn(full[0] as string, full.slice(1), {
-      env: { ...base, ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    })
-    let out = ''
-    let err = ''
-    p.stdout.on('data', (b: Buffer) => {
-      out += b.toString()
-    })
-    p.stderr.on('data', (b: Buffer) => {
-      err += b.toString()
-    })
-    p.on('close', (code) => resolve({ code, out, err }))
-  })
-}
+import { imageSha256 } from './workload.js'
 
 export async function runSnapferry(ctx: RunContext, targetDowntime: string): Promise<MethodRun> {
   const h = ctx.regions.hosts

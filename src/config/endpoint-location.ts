@@ -4,6 +4,7 @@ import type { EndpointConfig } from './pipeline-config.js'
 /** "/srv/a.img" or "volumes/volume-123 (cluster regionb)". */
 export function endpointLocation(ep: EndpointConfig): string {
   if (ep.driver === 'file') return ep.path
+  if (ep.driver === 'cinder') return `cinder volume ${ep.volume ?? '(to be created)'} in ${ep.region}`
   const spec = `${ep.pool}/${ep.namespace ? `${ep.namespace}/` : ''}${ep.image}`
   const where = ep.conf ?? ep.cluster
   return where ? `${spec} (${where})` : spec
@@ -11,5 +12,5 @@ export function endpointLocation(ep: EndpointConfig): string {
 
 /** Equal keys mean the same storage. */
 export function endpointKey(ep: EndpointConfig): string {
-  return `${ep.host}:${ep.driver}:${endpointLocation(ep)}`
+  return `${ep.driver === 'cinder' ? ep.region : ep.host}:${ep.driver}:${endpointLocation(ep)}`
 }

@@ -173,14 +173,17 @@ function crossCheck(cfg: Parsed, file: string): { path: PropertyKey[]; message: 
     }
     names.set(v.name, i)
     const dstKey = endpointKey(v.destination)
-    const where = v.destination.driver === 'file' ? 'path' : 'image'
+    const where =
+      v.destination.driver === 'file' ? 'path' : v.destination.driver === 'cinder' ? 'volume' : 'image'
     if (endpointKey(v.source) === dstKey) {
       out.push({
         path: ['volumes', i, 'destination', where],
         message: `destination is the source itself (${endpointLocation(v.destination)}) — give the copy its own ${where}`,
       })
     }
-    const other = targets.get(dstKey)
+    // A cinder destination without `volume:` is a volume snapferry creates: never shared.
+    const created = v.destination.driver === 'cinder' && !v.destination.volume
+    const other = created ? undefined : targets.get(dstKey)
     if (other !== undefined) {
       out.push({
         path: ['volumes', i, 'destination', where],
@@ -189,6 +192,50 @@ function crossCheck(cfg: Parsed, file: string): { path: PropertyKey[]; message: 
     }
     targets.set(dstKey, i)
   })
+  out.push(...openstackChecks(cfg))
+  return out
+}
+
+/** `cinder` endpoints and typed steps need `openstack:` with their region; steps name pipeline volumes. */
+function openstackChecks(cfg: Parsed): { path: PropertyKey[]; message: string }[] {
+  const out: { path: PropertyKey[]; message: string }[] = []
+  const regions = cfg.openstack ? Object.keys(cfg.openstack.regions) : []
+  const checkRegion = (region: string, at: PropertyKey[]) => {
+    if (!cfg.openstack)
+      out.push({ path: at, message: 'needs an `openstack:` section (cloud and regions) in the pipeline' })
+    else if (!regions.includes(region))
+      out.push({
+        path: at,
+        message: `region '${region}' is not under openstack.regions (${regions.join(', ') || 'none'})`,
+      })
+  }
+  cfg.volumes.forEach((v, i) => {
+    for (const side of ['source', 'destination'] as const) {
+      const ep = v[side]
+      if (ep.driver !== 'cinder') continue
+      checkRegion(ep.region, ['volumes', i, side, 'region'])
+      if (side === 'source' && !ep.volume)
+        out.push({ path: ['volumes', i, side], message: 'a cinder source needs `volume:` (id or name)' })
+    }
+  })
+  const names = new Set(cfg.volumes.map((v) => v.name))
+  for (const phase of ['before', 'after', 'rollback'] as const) {
+    cfg.cutover[phase].forEach((h, j) => {
+      if (!('openstack' in h)) return
+      const a = h.openstack
+      const at: PropertyKey[] = ['cutover', phase, j, 'openstack']
+      checkRegion(a.region, [...at, 'region'])
+      const refs = [
+        ...('volumes' in a && a.volumes ? a.volumes : []),
+        ...('bootVolume' in a ? [a.bootVolume] : []),
+        ...('volume' in a && a.volume ? [a.volume] : []),
+      ]
+      for (const r of refs)
+        if (!names.has(r)) out.push({ path: at, message: `volume '${r}' is not a volume of this pipeline` })
+      if (a.action === 'wait-status' && !a.server === !a.volume)
+        out.push({ path: at, message: 'wait-status needs exactly one of `server:` or `volume:`' })
+    })
+  }
   return out
 }
 
@@ -199,6 +246,7 @@ function resolveEndpoint(
   if (ep.driver === 'file') {
     return { ...ep, path: abs(ep.path), ...(ep.stateDir ? { stateDir: abs(ep.stateDir) } : {}) }
   }
+  if (ep.driver === 'cinder') return ep
   return {
     ...ep,
     ...(ep.conf ? { conf: abs(ep.conf) } : {}),
@@ -211,7 +259,7 @@ function resolvePaths(cfg: Parsed, file: string): PipelineConfig {
   const dir = path.dirname(file)
   const abs = (p: string) => path.resolve(dir, p)
   const hooks = (hs: Parsed['cutover']['before']) =>
-    hs.map((h) => ({ ...h, ...(h.cwd ? { cwd: abs(h.cwd) } : {}) }))
+    hs.map((h) => ('run' in h && h.cwd ? { ...h, cwd: abs(h.cwd) } : h))
   return {
     ...cfg,
     file,

@@ -1,9 +1,13 @@
 /** The validated, fully defaulted, frozen pipeline config that the rest of snapferry consumes. */
 import type { z } from 'zod'
 import type {
+  cinderEndpointSchema,
   endpointSchema,
   fileEndpointSchema,
   hookSchema,
+  openstackActionSchema,
+  openstackSchema,
+  openstackStepSchema,
   pipelineSchema,
   rbdEndpointSchema,
   volumeSchema,
@@ -26,6 +30,16 @@ export type EndpointConfig = DeepReadonly<z.output<typeof endpointSchema>>
 export type FileEndpointConfig = DeepReadonly<z.output<typeof fileEndpointSchema>>
 export type RbdEndpointConfig = DeepReadonly<z.output<typeof rbdEndpointSchema>>
 export type HookConfig = DeepReadonly<z.output<typeof hookSchema>>
+export type CinderEndpointConfig = DeepReadonly<z.output<typeof cinderEndpointSchema>>
+export type OpenStackConfig = DeepReadonly<z.output<typeof openstackSchema>>
+export type OpenStackStepConfig = DeepReadonly<z.output<typeof openstackStepSchema>>
+export type OpenStackActionConfig = DeepReadonly<z.output<typeof openstackActionSchema>>
+/** A cutover entry: a shell hook or a typed OpenStack step. */
+export type RunbookEntryConfig = HookConfig | OpenStackStepConfig
+
+export function isOpenStackStep(e: RunbookEntryConfig): e is OpenStackStepConfig {
+  return 'openstack' in e
+}
 
 export function deepFreeze<T>(value: T): T {
   if (value && typeof value === 'object' && !Object.isFrozen(value)) {

@@ -95,8 +95,58 @@ export const rbdEndpointSchema = z.strictObject({
     ),
 })
 
+/** OpenStack region names as Keystone has them (`RegionOne`); nothing a shell or URL could misread. */
+export const regionSchema = z
+  .string()
+  .regex(
+    /^[A-Za-z0-9][A-Za-z0-9._-]{0,254}$/,
+    'must be a region name such as RegionOne (letters, digits, ".", "_", "-")',
+  )
+
+/**
+ * The `cinder` driver: a Cinder volume, named the OpenStack way. snapferry resolves it to its RBD image
+ * (`<pool>/volume-<id>`) on the region's Ceph cluster (`openstack.regions.<region>.rbd`), and on the
+ * destination side creates the volume (same size and type) unless `volume:` names an existing one.
+ */
+export const cinderEndpointSchema = z.strictObject({
+  driver: z.literal('cinder'),
+  region: regionSchema.describe(
+    'The OpenStack region of the volume; must be listed under `openstack.regions`.',
+  ),
+  volume: z
+    .string()
+    .min(1)
+    .max(255)
+    .optional()
+    .describe(
+      'Volume id or unique name. Required on the source; on the destination, an existing empty volume to import into (default: snapferry creates one).',
+    ),
+  name: z
+    .string()
+    .min(1)
+    .max(255)
+    .optional()
+    .describe("Name of the destination volume snapferry creates; default: the source volume's name."),
+  volumeType: z
+    .string()
+    .min(1)
+    .max(255)
+    .optional()
+    .describe("Volume type of the created destination volume; default: the source volume's type."),
+  availabilityZone: z
+    .string()
+    .min(1)
+    .max(255)
+    .optional()
+    .describe('Availability zone of the created destination volume; default: Cinder decides.'),
+})
+
 /** One side of a volume; a union keyed by `driver`. */
-export const endpointSchema = z.discriminatedUnion('driver', [fileEndpointSchema, rbdEndpointSchema])
+export const endpointSchema = z.discriminatedUnion('driver', [
+  fileEndpointSchema,
+  rbdEndpointSchema,
+  cinderEndpointSchema,
+])
 
 export const volumeSchema = z.strictObject({
   name: nameSchema.describe('Unique within the pipeline; names the volume in hooks, reports and logs.'),
@@ -113,6 +163,90 @@ export const hookSchema = z.strictObject({
   env: z.record(z.string(), z.string()).default({}),
   cwd: z.string().optional().describe('Working directory; relative to the pipeline file.'),
 })
+
+const serverRef = z.string().min(1).max(255).describe('Server id or unique name in the region.')
+const volumeRefs = z
+  .array(nameSchema)
+  .min(1)
+  .describe("Pipeline volume names; each means that volume's Cinder volume in the step's region.")
+const stepTimeout = durationSchema
+  .optional()
+  .describe('How long to wait for the status (default `openstack.waitTimeout`).')
+
+/** Typed OpenStack runbook steps: requests, not shell strings; each records its calls and knows its undo. */
+export const openstackActionSchema = z.discriminatedUnion('action', [
+  z.strictObject({
+    action: z.literal('stop-server'),
+    region: regionSchema,
+    server: serverRef,
+    timeout: stepTimeout,
+  }),
+  z.strictObject({
+    action: z.literal('start-server'),
+    region: regionSchema,
+    server: serverRef,
+    timeout: stepTimeout,
+  }),
+  z.strictObject({
+    action: z.literal('detach-volumes'),
+    region: regionSchema,
+    server: serverRef,
+    volumes: volumeRefs
+      .optional()
+      .describe(
+        'Default: every pipeline volume attached to the server but its root volume (Nova never detaches that).',
+      ),
+    timeout: stepTimeout,
+  }),
+  z.strictObject({
+    action: z.literal('attach-volumes'),
+    region: regionSchema,
+    server: serverRef,
+    volumes: volumeRefs,
+    timeout: stepTimeout,
+  }),
+  z.strictObject({
+    action: z.literal('create-server'),
+    region: regionSchema,
+    server: z.string().min(1).max(255).describe('Name of the new server.'),
+    flavor: z.string().min(1).max(255).describe('Flavor id or name in the region.'),
+    bootVolume: nameSchema.describe('The pipeline volume the server boots from.'),
+    volumes: z
+      .array(nameSchema)
+      .default([])
+      .describe('Further pipeline volumes attached at creation, in order.'),
+    metadata: z.record(z.string(), z.string()).default({}),
+    availabilityZone: z.string().min(1).max(255).optional(),
+    timeout: stepTimeout,
+  }),
+  z.strictObject({
+    action: z.literal('set-metadata'),
+    region: regionSchema,
+    server: serverRef,
+    metadata: z.record(z.string(), z.string()),
+    timeout: stepTimeout,
+  }),
+  z.strictObject({
+    action: z.literal('wait-status'),
+    region: regionSchema,
+    server: serverRef.optional(),
+    volume: nameSchema.optional().describe('A pipeline volume (its Cinder volume in the region).'),
+    status: z
+      .string()
+      .min(1)
+      .describe('e.g. ACTIVE or SHUTOFF for a server, available or in-use for a volume.'),
+    timeout: stepTimeout,
+  }),
+])
+
+/** A runbook step that calls OpenStack instead of running a command. */
+export const openstackStepSchema = z.strictObject({
+  name: nameSchema,
+  openstack: openstackActionSchema,
+})
+
+/** A runbook entry: a shell hook (`run:`) or a typed OpenStack step (`openstack:`). */
+export const runbookEntrySchema = z.union([hookSchema, openstackStepSchema])
 
 export const STALL_POLICIES = ['keep-trying', 'fail', 'cutover'] as const
 export const CONVERGED_ACTIONS = ['cutover', 'hold'] as const
@@ -159,15 +293,15 @@ export const convergenceSchema = z.strictObject({
 
 export const cutoverSchema = z.strictObject({
   before: z
-    .array(hookSchema)
+    .array(runbookEntrySchema)
     .default([])
     .describe('Stop or freeze the workload; downtime starts with the first.'),
   after: z
-    .array(hookSchema)
+    .array(runbookEntrySchema)
     .default([])
     .describe('Attach and start on the destination; downtime ends with the last.'),
   rollback: z
-    .array(hookSchema)
+    .array(runbookEntrySchema)
     .default([])
     .describe(
       'Run when cutover fails before the destination is promoted (e.g. restart the source workload).',
@@ -258,6 +392,27 @@ export const snapshotsSchema = z.strictObject({
     .describe('Shared snapshots to keep on both sides (the newest; never the base of a delta in flight).'),
 })
 
+/** Where a region's Cinder RBD backend keeps its images: the rbd endpoint fields without `image`. */
+export const regionRbdSchema = rbdEndpointSchema.omit({ driver: true, image: true, pool: true }).extend({
+  pool: cephName.default('volumes').describe("Cinder's `rbd_pool` in this region (default `volumes`)."),
+})
+
+export const openstackSchema = z.strictObject({
+  cloud: z
+    .string()
+    .min(1)
+    .optional()
+    .describe(
+      'The clouds.yaml entry (searched like `openstack` does); default `OS_CLOUD`, or OS_* variables.',
+    ),
+  regions: z
+    .record(regionSchema, z.strictObject({ rbd: regionRbdSchema }))
+    .describe("Per region: how the agents reach the Cinder RBD backend's Ceph cluster."),
+  waitTimeout: durationSchema
+    .default(300_000)
+    .describe('Default limit for waiting on a status (volume available, server ACTIVE/SHUTOFF).'),
+})
+
 export const pipelineSchema = z.strictObject({
   apiVersion: z.literal('snapferry/v1'),
   kind: z.literal('Pipeline'),
@@ -269,6 +424,9 @@ export const pipelineSchema = z.strictObject({
   convergence: convergenceSchema.default(() => convergenceSchema.parse({})),
   cutover: cutoverSchema.default(() => cutoverSchema.parse({})),
   snapshots: snapshotsSchema.default({ keep: 2 }),
+  openstack: openstackSchema
+    .optional()
+    .describe('OpenStack cloud and regions, for `cinder` volumes and typed steps.'),
   stateDir: z
     .string()
     .optional()

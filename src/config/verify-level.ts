@@ -14,9 +14,12 @@ export function effectiveVerify(cfg: PipelineConfig, v: VolumeConfig): VerifyLev
     (v.source.driver === 'file' &&
       v.destination.driver === 'file' &&
       v.source.blockSize === v.destination.blockSize) ||
-    (v.source.driver === 'rbd' && v.destination.driver === 'rbd')
+    (frozen(v.source.driver) && frozen(v.destination.driver))
   return comparable ? 'records' : 'full'
 }
+
+/** rbd images, and Cinder volumes (resolved to their rbd images). */
+const frozen = (d: string) => d === 'rbd' || d === 'cinder'
 
 export function verifyByVolume(cfg: PipelineConfig): Record<string, VerifyLevel> {
   return Object.fromEntries(cfg.volumes.map((v) => [v.name, effectiveVerify(cfg, v)]))

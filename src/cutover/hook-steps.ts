@@ -1,6 +1,11 @@
 /** Turn the pipeline's hooks into runbook steps, with the environment every hook gets. */
 import { endpointLocation } from '../config/endpoint-location.js'
-import type { HookConfig, PipelineConfig } from '../config/pipeline-config.js'
+import {
+  isOpenStackStep,
+  type OpenStackStepConfig,
+  type PipelineConfig,
+  type RunbookEntryConfig,
+} from '../config/pipeline-config.js'
 import { SnapferryError } from '../errors/snapferry-error.js'
 import { runHook } from './hook-runner.js'
 import type { RunbookStep, StepPhase } from './runbook.js'
@@ -30,13 +35,38 @@ export function hookEnv(
   return env
 }
 
+/** Builds a typed OpenStack step (src/openstack/openstack-steps.ts), when the pipeline has `openstack:`. */
+export type TypedStepFactory = (entry: OpenStackStepConfig, phase: StepPhase, prefix: string) => RunbookStep
+
 export function hookSteps(
   cfg: PipelineConfig,
-  hooks: readonly HookConfig[],
+  hooks: readonly RunbookEntryConfig[],
   phase: Exclude<StepPhase, 'transfer' | 'verify'> | 'rollback',
   finalSnapshot: () => Record<string, string>,
+  typed?: TypedStepFactory,
 ): RunbookStep[] {
-  return hooks.map((h) => ({
+  return hooks.map((h): RunbookStep => {
+    if (!isOpenStackStep(h)) return shellStep(cfg, h, phase, finalSnapshot)
+    if (!typed) {
+      throw new SnapferryError(
+        'CONFIG_INVALID',
+        `${cfg.file}: step '${h.name}' calls OpenStack but the pipeline has no \`openstack:\` section`,
+        {
+          hint: 'add `openstack: { cloud: …, regions: … }` (docs/OPENSTACK.md)',
+        },
+      )
+    }
+    return typed(h, phase === 'rollback' ? 'before' : phase, phase)
+  })
+}
+
+function shellStep(
+  cfg: PipelineConfig,
+  h: Exclude<RunbookEntryConfig, OpenStackStepConfig>,
+  phase: Exclude<StepPhase, 'transfer' | 'verify'> | 'rollback',
+  finalSnapshot: () => Record<string, string>,
+): RunbookStep {
+  return {
     name: `${phase}:${h.name}`,
     kind: 'hook' as const,
     phase: phase === 'rollback' ? 'before' : phase,
@@ -60,5 +90,5 @@ export function hookSteps(
       )
       throw Object.assign(err, { output: r.output })
     },
-  }))
+  }
 }

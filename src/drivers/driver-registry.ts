@@ -1,5 +1,6 @@
 /** The one place that maps a pipeline endpoint's `driver:` to an implementation. */
 import type { EndpointConfig } from '../config/pipeline-config.js'
+import { SnapferryError } from '../errors/snapferry-error.js'
 import { FileDriver } from './file/file-driver.js'
 import { RbdDriver } from './rbd/rbd-driver.js'
 import type { VolumeDriver } from './volume-driver.js'
@@ -13,6 +14,9 @@ export function createDriver(endpoint: EndpointConfig, label: string): VolumeDri
         stateDir: endpoint.stateDir,
         label,
       })
+    case 'cinder':
+      // Resolved to `rbd` by src/openstack/resolve-volumes.ts before any agent sees it.
+      throw new SnapferryError('INTERNAL', `${label}: a cinder endpoint reached an agent unresolved`)
     case 'rbd':
       return new RbdDriver({
         pool: endpoint.pool,

@@ -5,10 +5,12 @@ import { formatDuration } from '../config/units.js'
 import { effectiveVerify } from '../config/verify-level.js'
 import type { Prediction } from '../convergence/predictor.js'
 import type { PipelineRound } from '../convergence/round-stats.js'
-import { hookSteps } from '../cutover/hook-steps.js'
+import { hookSteps, type TypedStepFactory } from '../cutover/hook-steps.js'
 import { type RunbookResult, type RunbookStep, runRunbook } from '../cutover/runbook.js'
 import type { RecordDigest } from '../drivers/volume-driver.js'
 import { asSnapferryError, SnapferryError } from '../errors/snapferry-error.js'
+import { openstackStep } from '../openstack/openstack-steps.js'
+import { markDestinations } from '../openstack/resolve-volumes.js'
 import { outlookFrom, reportRound } from './converge.js'
 import type { EngineContext } from './engine-context.js'
 import { mapLimit } from './map-limit.js'
@@ -30,8 +32,13 @@ export async function runCutover(
   const finalSnapshots: Record<string, string> = {}
   let finalRound: PipelineRound | undefined
   const snaps = () => finalSnapshots
+  const os = ctx.openstack
+  const typed: TypedStepFactory | undefined = os
+    ? (entry, phase, prefix) =>
+        openstackStep({ run: os, pipeline: cfg.name, log: ctx.log }, entry, phase, prefix)
+    : undefined
   const steps: RunbookStep[] = [
-    ...hookSteps(cfg, cfg.cutover.before, 'before', snaps),
+    ...hookSteps(cfg, cfg.cutover.before, 'before', snaps, typed),
     {
       name: 'final-delta',
       kind: 'final-round',
@@ -45,9 +52,9 @@ export async function runCutover(
       },
     },
     ...(cfg.cutover.verify === 'none' ? [] : [verifyStep(ctx, states)]),
-    ...hookSteps(cfg, cfg.cutover.after, 'after', snaps),
+    ...hookSteps(cfg, cfg.cutover.after, 'after', snaps, typed),
   ]
-  const rollback = hookSteps(cfg, cfg.cutover.rollback, 'rollback', snaps)
+  const rollback = hookSteps(cfg, cfg.cutover.rollback, 'rollback', snaps, typed)
   // No snapshot deletion may compete with the final round inside the window.
   await settlePruning(states)
   await ctx.journal.append({ type: 'phase', phase: 'cutover' })
@@ -56,6 +63,13 @@ export async function runCutover(
   )
   const result = await runRunbook(steps, rollback, ctx.journal, ctx.signal)
   ctx.log.info({ result }, `cutover ${result.status}`)
+  // The destination volumes say what they are: the moved volumes, or a copy that must not be used.
+  if (os)
+    await markDestinations(
+      os,
+      result.status === 'ok' ? 'moved' : result.status === 'rolled-back' ? 'rolled-back' : 'cutover-failed',
+      ctx.log,
+    )
   // Retention deferred from the final round, now that the downtime is over.
   if (finalRound)
     await mapLimit(states, cfg.concurrency, (s) => pruneSnapshots(ctx, s)).catch((e: unknown) =>

@@ -1,6 +1,7 @@
 /** What every engine step needs: config, journal, logs, output, the shared rate limiter, the abort signal. */
 import type { PipelineConfig } from '../config/pipeline-config.js'
 import type { Logger } from '../logging/logger.js'
+import type { OpenStackRun } from '../openstack/resolve-volumes.js'
 import type { RateLimiter } from '../replication/rate-limiter.js'
 import type { Journal } from '../state/journal.js'
 import type { JournalEntry } from '../state/journal-entries.js'
@@ -17,4 +18,6 @@ export interface EngineContext {
   readonly limiter: RateLimiter | undefined
   readonly reconcile: ReconcileOptions
   readonly signal: AbortSignal
+  /** The cloud behind `cinder` volumes and typed OpenStack steps, when the pipeline has `openstack:`. */
+  readonly openstack?: OpenStackRun | undefined
 }

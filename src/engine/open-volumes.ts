@@ -20,6 +20,10 @@ export async function openVolumes(
   const clients = new Map<string, Promise<AgentClient>>()
   const clientFor = (side: 'source' | 'destination', ep: EndpointConfig) => {
     // One agent per host and side: source and destination are separate hosts in real moves.
+    if (ep.driver === 'cinder')
+      throw new Error(
+        `volume endpoint in ${ep.region} reached openVolumes unresolved (resolveOpenStack first)`,
+      )
     const key = `${side}@${ep.host}`
     let c = clients.get(key)
     if (!c) {

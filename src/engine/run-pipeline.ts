@@ -8,6 +8,7 @@ import type { Prediction } from '../convergence/predictor.js'
 import type { RunbookResult } from '../cutover/runbook.js'
 import { asSnapferryError, SnapferryError } from '../errors/snapferry-error.js'
 import type { Logger } from '../logging/logger.js'
+import { type OpenStackRun, resolveOpenStack } from '../openstack/resolve-volumes.js'
 import { tokenBucket } from '../replication/rate-limiter.js'
 import { Journal, readJournal } from '../state/journal.js'
 import type { JournalEntry } from '../state/journal-entries.js'
@@ -38,13 +39,23 @@ export interface RunPipelineResult {
   readonly rounds: number
 }
 
-export async function runPipeline(cfg: PipelineConfig, o: RunPipelineOptions): Promise<RunPipelineResult> {
-  const release = await acquireLock(cfg.stateDir, cfg.name, `${o.mode} ${cfg.file}`)
-  const history = await readJournal(cfg.stateDir)
-  const journal = await Journal.open(cfg.stateDir)
+export async function runPipeline(
+  pipeline: PipelineConfig,
+  o: RunPipelineOptions,
+): Promise<RunPipelineResult> {
+  const release = await acquireLock(pipeline.stateDir, pipeline.name, `${o.mode} ${pipeline.file}`)
+  const history = await readJournal(pipeline.stateDir)
+  const journal = await Journal.open(pipeline.stateDir)
   let volumes: Awaited<ReturnType<typeof openVolumes>> | undefined
   let states: VolumeState[] = []
+  let openstack: OpenStackRun | undefined
+  let cfg = pipeline
   try {
+    // Cinder volumes become rbd images (creating destination volumes) under the lock, before any agent.
+    const resolved = await resolveOpenStack(pipeline, { create: true, log: o.log, signal: o.signal })
+    cfg = resolved.cfg
+    openstack = resolved.openstack
+    for (const m of resolved.mapping) o.reporter.line(`openstack: ${m}`)
     await journal.append({
       type: 'run-started',
       runId: randomUUID(),
@@ -62,6 +73,7 @@ export async function runPipeline(cfg: PipelineConfig, o: RunPipelineOptions): P
       limiter: Number.isFinite(cfg.transport.bandwidth) ? tokenBucket(cfg.transport.bandwidth) : undefined,
       reconcile: { repairDestination: o.repairDestination, overwriteDestination: o.overwriteDestination },
       signal: o.signal,
+      openstack,
     }
     states = []
     for (const pair of volumes.pairs) {
@@ -108,6 +120,7 @@ export async function runPipeline(cfg: PipelineConfig, o: RunPipelineOptions): P
   } finally {
     await settlePruning(states)
     await volumes?.close()
+    await openstack?.close()
     await journal.close()
     await release()
   }

@@ -70,6 +70,8 @@ export type JournalEvent =
       readonly durationMs?: number
       readonly output?: string
       readonly error?: SerializedError
+      /** Typed OpenStack steps: the API calls made (method, URL, status; bodies redacted). */
+      readonly requests?: readonly Record<string, unknown>[]
     }
   | { readonly type: 'cutover-finished'; readonly result: CutoverOutcome }
   | { readonly type: 'run-finished'; readonly exitCode: number; readonly error?: SerializedError }

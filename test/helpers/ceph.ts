@@ -26,7 +26,7 @@ export interface Cluster {
   rbd(...args: string[]): Promise<string>
 }
 
-async function reservePort(): Promise<number> {
+export async function reservePort(): Promise<number> {
   await mkdir(PORTS, { recursive: true })
   for (let port = 7000; port < 9800; port += 100) {
     try {

@@ -39,7 +39,7 @@ describe('snapferry validate', () => {
     const r = await snapferry(['validate', 'test/fixtures/invalid-pipelines/unknown-driver.yaml'])
     expect(r.code).toBe(EXIT.USAGE)
     expect(r.stderr).toBe(
-      "error CONFIG_INVALID: invalid pipeline (1 problem) in test/fixtures/invalid-pipelines/unknown-driver.yaml\ntest/fixtures/invalid-pipelines/unknown-driver.yaml:7:15: volumes[0].source.driver: unknown driver 'rdb' — expected one of: file, rbd\n  hint: fix the keys shown; `snapferry validate FILE` re-checks, schema/pipeline.schema.json gives editors completion\n",
+      "error CONFIG_INVALID: invalid pipeline (1 problem) in test/fixtures/invalid-pipelines/unknown-driver.yaml\ntest/fixtures/invalid-pipelines/unknown-driver.yaml:7:15: volumes[0].source.driver: unknown driver 'rdb' — expected one of: file, rbd, cinder\n  hint: fix the keys shown; `snapferry validate FILE` re-checks, schema/pipeline.schema.json gives editors completion\n",
     )
   })
 

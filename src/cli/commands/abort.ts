@@ -1,6 +1,7 @@
 /** snapferry abort PIPELINE [--clean-snapshots] — stop a running pipeline; optionally remove snapferry's snapshots. */
 import type { Command } from 'commander'
 import { openVolumes } from '../../engine/open-volumes.js'
+import { resolveOpenStack } from '../../openstack/resolve-volumes.js'
 import { Journal } from '../../state/journal.js'
 import { acquireLock, holderAlive, readLock } from '../../state/pipeline-lock.js'
 import { fail, type GlobalOptions, loadWithLog } from '../cli-context.js'
@@ -22,7 +23,9 @@ export async function runAbort(
     if (!opts.cleanSnapshots) return EXIT.OK
     const release = await acquireLock(cfg.stateDir, cfg.name, `abort ${file}`)
     const journal = await Journal.open(cfg.stateDir)
-    const vols = await openVolumes(cfg, log)
+    const resolved = await resolveOpenStack(cfg, { create: false, log })
+    await resolved.openstack?.close()
+    const vols = await openVolumes(resolved.cfg, log)
     try {
       for (const pair of vols.pairs) {
         for (const side of ['source', 'destination'] as const) {

@@ -1,9 +1,14 @@
 /** snapferry cutover PIPELINE — cut over now: ask a holding run to do it, or do it here. --dry-run shows the steps. */
 import type { Command } from 'commander'
 import { loadPipelineFile } from '../../config/load-pipeline.js'
-import type { HookConfig, PipelineConfig } from '../../config/pipeline-config.js'
+import {
+  isOpenStackStep,
+  type PipelineConfig,
+  type RunbookEntryConfig,
+} from '../../config/pipeline-config.js'
 import { formatDuration } from '../../config/units.js'
 import { requestCutover } from '../../engine/requests.js'
+import { describeAction } from '../../openstack/openstack-steps.js'
 import { readJournal } from '../../state/journal.js'
 import { holderAlive, readLock } from '../../state/pipeline-lock.js'
 import { fail } from '../cli-context.js'
@@ -53,8 +58,10 @@ async function askRunningProcess(cfg: PipelineConfig, pid: number): Promise<numb
 }
 
 export function describeRunbook(cfg: PipelineConfig): string {
-  const hook = (phase: string, h: HookConfig) =>
-    `  ${phase}:${h.name}: ${typeof h.run === 'string' ? `sh -c ${JSON.stringify(h.run)}` : JSON.stringify(h.run)} (timeout ${formatDuration(h.timeout)})`
+  const hook = (phase: string, h: RunbookEntryConfig) =>
+    isOpenStackStep(h)
+      ? `  ${phase}:${h.name}: ${describeAction(h.openstack)}`
+      : `  ${phase}:${h.name}: ${typeof h.run === 'string' ? `sh -c ${JSON.stringify(h.run)}` : JSON.stringify(h.run)} (timeout ${formatDuration(h.timeout)})`
   const lines = [`cutover runbook of pipeline '${cfg.name}' (dry run: nothing is executed)`]
   lines.push('  -- downtime starts --')
   for (const h of cfg.cutover.before) lines.push(hook('before', h))

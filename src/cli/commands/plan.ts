@@ -7,6 +7,7 @@ import { predictWindow } from '../../convergence/predictor.js'
 import { openVolumes } from '../../engine/open-volumes.js'
 import { historyFromJournal } from '../../engine/round-history.js'
 import { measuredHooks } from '../../engine/run-pipeline.js'
+import { resolveOpenStack } from '../../openstack/resolve-volumes.js'
 import { readJournal } from '../../state/journal.js'
 import { planResume } from '../../state/resume-point.js'
 import { fail, type GlobalOptions, loadWithLog } from '../cli-context.js'
@@ -15,10 +16,16 @@ import { describeRunbook } from './cutover.js'
 
 export async function runPlan(file: string, opts: GlobalOptions): Promise<number> {
   try {
-    const { cfg, log } = await loadWithLog(file, opts)
-    const journal = await readJournal(cfg.stateDir)
+    const loaded = await loadWithLog(file, opts)
+    const log = loaded.log
+    const journal = await readJournal(loaded.cfg.stateDir)
+    const out: string[] = [`plan for pipeline '${loaded.cfg.name}' (dry run: nothing is changed)`]
+    // Cinder volumes are looked up (never created) and shown with the rbd images they map to.
+    const resolved = await resolveOpenStack(loaded.cfg, { create: false, log })
+    await resolved.openstack?.close()
+    const cfg = resolved.cfg
+    for (const m of resolved.mapping) out.push(`openstack: ${m}`)
     const vols = await openVolumes(cfg, log)
-    const out: string[] = [`plan for pipeline '${cfg.name}' (dry run: nothing is changed)`]
     try {
       for (const p of vols.pairs) {
         const [src, dst, srcSnaps, dstSnaps] = await Promise.all([
@@ -44,7 +51,9 @@ export async function runPlan(file: string, opts: GlobalOptions): Promise<number
         )
         for (const n of plan.notes) out.push(`  note: ${n}`)
         if (!src.exists) out.push('  PROBLEM: the source does not exist')
-        if (!plan.resumeFrom && dst.exists && dst.size > 0 && !plan.baseStartedByUs)
+        const cinderDestination =
+          loaded.cfg.volumes.find((v) => v.name === p.name)?.destination.driver === 'cinder'
+        if (!plan.resumeFrom && dst.exists && dst.size > 0 && !plan.baseStartedByUs && !cinderDestination)
           out.push(
             '  PROBLEM: the destination holds data; the run will refuse unless --overwrite-destination',
           )

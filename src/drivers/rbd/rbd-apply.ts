@@ -64,7 +64,7 @@ export async function importIntoImage(
   if (req.fromSnap !== undefined) {
     await guardHead(d, req, snaps, marker, size ?? 0, state.changes)
   } else {
-    await prepareBase(d, size !== undefined, marker, req, h.size)
+    await prepareBase(d, size, marker, req, h.size)
   }
   const m: Marker = {
     fromSnap: req.fromSnap ?? null,
@@ -156,15 +156,22 @@ export async function guardHead(
   )
 }
 
-/** A base goes onto a freshly created image of the diff's size: only allocated data travels. */
+/**
+ * A base goes onto a freshly created image of the diff's size: only allocated data travels. An existing
+ * image of that size with no snapshots and no data (a volume Cinder just created) is used as it is.
+ */
 export async function prepareBase(
   d: RbdApplyContext,
-  exists: boolean,
+  existingSize: number | undefined,
   marker: Marker | undefined,
   req: ImportRequest,
   size: number,
 ): Promise<void> {
-  if (exists) {
+  if (existingSize === size && marker === undefined) {
+    const [snaps, extents] = await Promise.all([d.img.snapshots(), d.img.diff(undefined)])
+    if (snaps.length === 0 && extents.length === 0) return
+  }
+  if (existingSize !== undefined) {
     if (marker?.fromSnap !== null && !req.overwrite) {
       throw new SnapferryError(
         'VOLUME_EXISTS',

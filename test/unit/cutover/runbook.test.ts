@@ -87,4 +87,71 @@ describe('cutover runbook', () => {
     expect(log).toEqual(['stop', 'final', 'attach'])
     expect(r.rollback).toEqual([])
   })
+
+  /** A typed step: does something and returns how to put it back. */
+  function undoable(name: string, phase: RunbookStep['phase'], log: string[], fail = false): RunbookStep {
+    return {
+      name,
+      kind: 'openstack',
+      phase,
+      async run() {
+        log.push(name)
+        if (fail) throw new SnapferryError('OPENSTACK_API_ERROR', `${name} failed`)
+        return { output: `${name} ran`, undo: step(`undo:${name}`, phase, log) }
+      },
+    }
+  }
+
+  it('undoes completed typed steps in reverse order, then runs the rollback hooks', async () => {
+    const log: string[] = []
+    const r = await runRunbook(
+      [
+        undoable('stop', 'before', log),
+        undoable('detach', 'before', log),
+        step('final', 'transfer', log),
+        step('verify', 'verify', log, true),
+        step('start', 'after', log),
+      ],
+      [step('notify', 'before', log)],
+      undefined,
+    )
+    expect(r.status).toBe('rolled-back')
+    expect(log).toEqual(['stop', 'detach', 'final', 'verify', 'undo:detach', 'undo:stop', 'notify'])
+    expect(r.rollback.map((s) => [s.name, s.kind, s.status])).toEqual([
+      ['undo:detach', 'undo', 'ok'],
+      ['undo:stop', 'undo', 'ok'],
+      ['notify', 'rollback-hook', 'ok'],
+    ])
+  })
+
+  it('a promotion made only of undoable steps rolls back when a later one fails', async () => {
+    const log: string[] = []
+    const r = await runRunbook(
+      [
+        undoable('stop', 'before', log),
+        undoable('create-server', 'after', log),
+        undoable('set-metadata', 'after', log, true),
+      ],
+      [],
+      undefined,
+    )
+    expect(r.status).toBe('rolled-back')
+    expect(log).toEqual(['stop', 'create-server', 'set-metadata', 'undo:create-server', 'undo:stop'])
+  })
+
+  it('a promotion that ran a shell hook is not rolled back, even with typed steps around it', async () => {
+    const log: string[] = []
+    const r = await runRunbook(
+      [
+        undoable('stop', 'before', log),
+        step('start-app', 'after', log),
+        undoable('create-server', 'after', log, true),
+      ],
+      [step('restart', 'before', log)],
+      undefined,
+    )
+    expect(r.status).toBe('failed')
+    expect(log).toEqual(['stop', 'start-app', 'create-server'])
+    expect(r.rollback).toEqual([])
+  })
 })

@@ -1,0 +1,278 @@
+/**
+ * The Nova (compute v2.1) calls snapferry makes, in one region of one cloud. Volumes are attached and
+ * detached through Nova only: Cinder refuses to delete an attachment Nova owns (OSSN-0092).
+ */
+import { SnapferryError } from '../errors/snapferry-error.js'
+import type { OpenStackSession } from './openstack-session.js'
+import { UUID_PATTERN, waitForStatus } from './wait-status.js'
+
+export interface NovaServer {
+  readonly id: string
+  readonly name: string
+  readonly status: string
+  readonly 'OS-EXT-STS:task_state'?: string | null
+  readonly 'os-extended-volumes:volumes_attached'?: readonly { readonly id: string }[]
+  readonly metadata: Record<string, string>
+  readonly fault?: { readonly message?: string; readonly details?: string }
+}
+
+export interface BlockDevice {
+  readonly volumeId: string
+  readonly bootIndex: number
+}
+
+/** 2.37: `networks: none` (a server without ports); everything else here is older. */
+const MICROVERSION = '2.37'
+
+export class NovaApi {
+  constructor(
+    readonly session: OpenStackSession,
+    readonly region: string | undefined,
+  ) {}
+
+  get where(): string {
+    return `${this.region ? `region '${this.region}' of ` : ''}cloud '${this.session.cloud.name}'`
+  }
+
+  async #call<T>(
+    method: string,
+    path: string,
+    body?: unknown,
+    about?: string,
+    signal?: AbortSignal,
+    ok?: number[],
+  ) {
+    return this.session.request<T>('compute', this.region, method, path, {
+      body,
+      microversion: MICROVERSION,
+      about,
+      signal,
+      ...(ok ? { ok } : {}),
+    })
+  }
+
+  async get(id: string, signal?: AbortSignal): Promise<NovaServer> {
+    return (
+      await this.#call<{ server: NovaServer }>(
+        'GET',
+        `/servers/${encodeURIComponent(id)}`,
+        undefined,
+        `server ${id}`,
+        signal,
+      )
+    ).body.server
+  }
+
+  /** A server by id or exact name (unique in the project). */
+  async find(ref: string, signal?: AbortSignal): Promise<NovaServer> {
+    if (UUID_PATTERN.test(ref)) {
+      try {
+        return await this.get(ref, signal)
+      } catch (e) {
+        if (!(e instanceof SnapferryError && e.code === 'OPENSTACK_NOT_FOUND')) throw e
+      }
+    }
+    const pattern = `^${ref.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`
+    const list = (
+      await this.#call<{ servers: NovaServer[] }>(
+        'GET',
+        `/servers/detail?name=${encodeURIComponent(pattern)}`,
+        undefined,
+        `server ${ref}`,
+        signal,
+      )
+    ).body.servers.filter((s) => s.name === ref)
+    if (list.length === 1) return list[0] as NovaServer
+    if (list.length === 0) {
+      throw new SnapferryError('OPENSTACK_NOT_FOUND', `server '${ref}' not found in ${this.where}`, {
+        hint: `check the id or name (\`openstack --os-cloud ${this.session.cloud.name}${this.region ? ` --os-region-name ${this.region}` : ''} server list\`)`,
+        details: { cloud: this.session.cloud.name, region: this.region, server: ref },
+      })
+    }
+    throw new SnapferryError(
+      'OPENSTACK_AMBIGUOUS',
+      `${list.length} servers are named '${ref}' in ${this.where}`,
+      {
+        hint: `use the id instead: ${list.map((s) => s.id).join(', ')}`,
+        details: { cloud: this.session.cloud.name, region: this.region, server: ref },
+      },
+    )
+  }
+
+  /** Undefined when no server has that name (for idempotent create and clean-up). */
+  async findOptional(ref: string, signal?: AbortSignal): Promise<NovaServer | undefined> {
+    try {
+      return await this.find(ref, signal)
+    } catch (e) {
+      if (e instanceof SnapferryError && e.code === 'OPENSTACK_NOT_FOUND') return undefined
+      throw e
+    }
+  }
+
+  async action(id: string, action: 'os-stop' | 'os-start', signal?: AbortSignal): Promise<void> {
+    await this.#call('POST', `/servers/${id}/action`, { [action]: null }, `server ${id}`, signal)
+  }
+
+  async attachedVolumes(id: string, signal?: AbortSignal): Promise<string[]> {
+    return (await this.attachments(id, signal)).map((a) => a.volumeId)
+  }
+
+  async attachments(
+    id: string,
+    signal?: AbortSignal,
+  ): Promise<{ volumeId: string; device: string | null }[]> {
+    const r = await this.#call<{ volumeAttachments: { volumeId: string; device?: string | null }[] }>(
+      'GET',
+      `/servers/${id}/os-volume_attachments`,
+      undefined,
+      `server ${id}`,
+      signal,
+    )
+    return r.body.volumeAttachments.map((a) => ({ volumeId: a.volumeId, device: a.device ?? null }))
+  }
+
+  /**
+   * The volume the server boots from, which Nova never detaches: the attachment at the server's root
+   * device name (visible to admins), else the one at the first disk (/dev/vda, /dev/sda, /dev/xvda).
+   */
+  async rootVolume(server: NovaServer, signal?: AbortSignal): Promise<string | undefined> {
+    const atts = await this.attachments(server.id, signal)
+    const root = (server as unknown as Record<string, unknown>)['OS-EXT-SRV-ATTR:root_device_name']
+    const byName = typeof root === 'string' ? atts.find((a) => a.device === root) : undefined
+    return (byName ?? atts.find((a) => a.device !== null && /^\/dev\/(x?v|s|h)da$/.test(a.device)))?.volumeId
+  }
+
+  async attach(id: string, volumeId: string, signal?: AbortSignal): Promise<void> {
+    await this.#call(
+      'POST',
+      `/servers/${id}/os-volume_attachments`,
+      { volumeAttachment: { volumeId } },
+      `attaching volume ${volumeId} to server ${id}`,
+      signal,
+    )
+  }
+
+  async detach(id: string, volumeId: string, signal?: AbortSignal): Promise<void> {
+    await this.#call(
+      'DELETE',
+      `/servers/${id}/os-volume_attachments/${volumeId}`,
+      undefined,
+      `detaching volume ${volumeId} from server ${id}`,
+      signal,
+    )
+  }
+
+  async create(
+    s: {
+      name: string
+      flavorRef: string
+      devices: readonly BlockDevice[]
+      metadata?: Record<string, string>
+      availabilityZone?: string
+    },
+    signal?: AbortSignal,
+  ): Promise<string> {
+    const body = {
+      server: {
+        name: s.name,
+        flavorRef: s.flavorRef,
+        networks: 'none',
+        ...(s.availabilityZone ? { availability_zone: s.availabilityZone } : {}),
+        ...(s.metadata ? { metadata: s.metadata } : {}),
+        block_device_mapping_v2: s.devices.map((d) => ({
+          uuid: d.volumeId,
+          source_type: 'volume',
+          destination_type: 'volume',
+          boot_index: d.bootIndex,
+          delete_on_termination: false,
+        })),
+      },
+    }
+    return (
+      await this.#call<{ server: { id: string } }>(
+        'POST',
+        '/servers',
+        body,
+        `creating server ${s.name}`,
+        signal,
+      )
+    ).body.server.id
+  }
+
+  async delete(id: string, signal?: AbortSignal): Promise<void> {
+    await this.#call('DELETE', `/servers/${id}`, undefined, `deleting server ${id}`, signal)
+  }
+
+  async setMetadata(id: string, metadata: Record<string, string>, signal?: AbortSignal): Promise<void> {
+    await this.#call('POST', `/servers/${id}/metadata`, { metadata }, `metadata of server ${id}`, signal)
+  }
+
+  async deleteMetadataKey(id: string, key: string, signal?: AbortSignal): Promise<void> {
+    await this.#call(
+      'DELETE',
+      `/servers/${id}/metadata/${encodeURIComponent(key)}`,
+      undefined,
+      `metadata of server ${id}`,
+      signal,
+      [404],
+    )
+  }
+
+  async flavorId(ref: string, signal?: AbortSignal): Promise<string> {
+    const list = (
+      await this.#call<{ flavors: { id: string; name: string }[] }>(
+        'GET',
+        '/flavors',
+        undefined,
+        `flavor ${ref}`,
+        signal,
+      )
+    ).body.flavors
+    const f = list.find((x) => x.id === ref) ?? list.find((x) => x.name === ref)
+    if (!f) {
+      throw new SnapferryError('OPENSTACK_NOT_FOUND', `flavor '${ref}' not found in ${this.where}`, {
+        hint: `flavors there: ${list.map((x) => x.name).join(', ') || '(none)'}`,
+        details: { cloud: this.session.cloud.name, region: this.region, flavor: ref },
+      })
+    }
+    return f.id
+  }
+
+  async waitFor(
+    id: string,
+    want: readonly string[],
+    timeoutMs: number,
+    signal?: AbortSignal,
+    label?: string,
+  ): Promise<NovaServer> {
+    return waitForStatus({
+      what: `server ${label ?? id} in ${this.where}`,
+      want,
+      failOn: ['ERROR'].filter((s) => !want.includes(s)),
+      timeoutMs,
+      // A status is only reached when no task is still running on the server.
+      read: () => this.get(id, signal),
+      status: (s) => (s['OS-EXT-STS:task_state'] ? `${s.status}/${s['OS-EXT-STS:task_state']}` : s.status),
+      reason: (s) => s.fault?.message,
+      signal,
+    })
+  }
+
+  async waitGone(id: string, timeoutMs: number, signal?: AbortSignal): Promise<void> {
+    await waitForStatus({
+      what: `deletion of server ${id} in ${this.where}`,
+      want: ['gone'],
+      timeoutMs,
+      read: async () => {
+        try {
+          return (await this.get(id, signal)).status
+        } catch (e) {
+          if (e instanceof SnapferryError && e.code === 'OPENSTACK_NOT_FOUND') return 'gone'
+          throw e
+        }
+      },
+      status: (s) => s,
+      signal,
+    })
+  }
+}

@@ -1,7 +1,8 @@
 /** The Cinder (block storage v3) calls snapferry makes, in one region of one cloud. */
 import { SnapferryError } from '../errors/snapferry-error.js'
+import { pickMicroversion, UUID_PATTERN } from './api-refs.js'
 import type { OpenStackSession } from './openstack-session.js'
-import { UUID_PATTERN, waitForStatus } from './wait-status.js'
+import { waitForStatus } from './wait-status.js'
 
 export interface CinderVolume {
   readonly id: string
@@ -37,7 +38,7 @@ export class CinderApi {
   async #call<T>(method: string, path: string, body?: unknown, about?: string, signal?: AbortSignal) {
     return this.session.request<T>('block-storage', this.region, method, path, {
       body,
-      microversion: MICROVERSION,
+      microversion: pickMicroversion(MICROVERSION, this.session.cloud.volumeApiVersion),
       about,
       signal,
     })

@@ -3,8 +3,9 @@
  * detached through Nova only: Cinder refuses to delete an attachment Nova owns (OSSN-0092).
  */
 import { SnapferryError } from '../errors/snapferry-error.js'
+import { pickMicroversion, UUID_PATTERN } from './api-refs.js'
 import type { OpenStackSession } from './openstack-session.js'
-import { UUID_PATTERN, waitForStatus } from './wait-status.js'
+import { waitForStatus } from './wait-status.js'
 
 export interface NovaServer {
   readonly id: string
@@ -44,7 +45,7 @@ export class NovaApi {
   ) {
     return this.session.request<T>('compute', this.region, method, path, {
       body,
-      microversion: MICROVERSION,
+      microversion: pickMicroversion(MICROVERSION, this.session.cloud.computeApiVersion),
       about,
       signal,
       ...(ok ? { ok } : {}),

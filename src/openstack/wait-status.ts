@@ -49,5 +49,3 @@ export async function waitForStatus<T>(w: WaitSpec<T>): Promise<T> {
     delay = Math.min(delay * 2, 2000)
   }
 }
-
-export const UUID_PATTERN = /^[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}$/i

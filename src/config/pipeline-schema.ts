@@ -217,6 +217,28 @@ export const openstackActionSchema = z.discriminatedUnion('action', [
       .describe('Further pipeline volumes attached at creation, in order.'),
     metadata: z.record(z.string(), z.string()).default({}),
     availabilityZone: z.string().min(1).max(255).optional(),
+    networks: z
+      .union([
+        z.enum(['none', 'auto']),
+        z
+          .array(
+            z.strictObject({
+              network: z.string().min(1).max(255).optional().describe('Network id.'),
+              port: z
+                .string()
+                .min(1)
+                .max(255)
+                .optional()
+                .describe('An existing port id (keeps its address).'),
+              fixedIp: z.string().min(1).max(64).optional(),
+            }),
+          )
+          .min(1),
+      ])
+      .default('none')
+      .describe(
+        '`none` (no ports), `auto`, or the networks/ports to plug, as `openstack server create --nic` takes them.',
+      ),
     timeout: stepTimeout,
   }),
   z.strictObject({

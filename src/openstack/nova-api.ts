@@ -22,6 +22,25 @@ export interface BlockDevice {
   readonly bootIndex: number
 }
 
+export type NetworkSpec =
+  | 'none'
+  | 'auto'
+  | readonly {
+      readonly network?: string | undefined
+      readonly port?: string | undefined
+      readonly fixedIp?: string | undefined
+    }[]
+
+/** The pipeline's networks as Nova's `networks` field. */
+export function novaNetworks(n: NetworkSpec): unknown {
+  if (n === 'none' || n === 'auto') return n
+  return n.map((x) => ({
+    ...(x.network ? { uuid: x.network } : {}),
+    ...(x.port ? { port: x.port } : {}),
+    ...(x.fixedIp ? { fixed_ip: x.fixedIp } : {}),
+  }))
+}
+
 /** 2.37: `networks: none` (a server without ports); everything else here is older. */
 const MICROVERSION = '2.37'
 
@@ -170,6 +189,7 @@ export class NovaApi {
       devices: readonly BlockDevice[]
       metadata?: Record<string, string>
       availabilityZone?: string
+      networks?: NetworkSpec
     },
     signal?: AbortSignal,
   ): Promise<string> {
@@ -177,7 +197,7 @@ export class NovaApi {
       server: {
         name: s.name,
         flavorRef: s.flavorRef,
-        networks: 'none',
+        networks: novaNetworks(s.networks ?? 'none'),
         ...(s.availabilityZone ? { availability_zone: s.availabilityZone } : {}),
         ...(s.metadata ? { metadata: s.metadata } : {}),
         block_device_mapping_v2: s.devices.map((d) => ({

@@ -196,6 +196,7 @@ function action(c: StepContext, a: OpenStackActionConfig): Action {
             devices,
             metadata: { ...a.metadata, [MARK.pipeline]: c.pipeline },
             ...(a.availabilityZone ? { availabilityZone: a.availabilityZone } : {}),
+            networks: a.networks,
           },
           signal,
         )

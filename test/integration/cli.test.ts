@@ -101,7 +101,7 @@ describe('snapferry run / status', () => {
     )
     expect(await sha256File(s.dst)).toBe(await sha256File(s.src))
     const dry = await snapferry(['cutover', '--dry-run', s.pipeline])
-    expect(dry.stdout).toContain('  verify: the final block-hash records must match')
+    expect(dry.stdout).toContain('  verify: records — block-hash records (file ↔ file, same block size)')
   })
 
   it('exit 6 while another run holds the lock', async () => {

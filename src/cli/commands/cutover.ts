@@ -69,13 +69,18 @@ export function describeRunbook(cfg: PipelineConfig): string {
   const verifyText = {
     full: '  verify: sha256 of every byte on both sides must match',
     records:
-      '  verify: the final block-hash records must match (file ↔ file, same block size; every byte otherwise)',
+      '  verify: records — block-hash records (file ↔ file, same block size), the verified delta chain and final snapshot (rbd/cinder ↔ rbd/cinder); every byte otherwise',
     none: '  verify: skipped (verify: none)',
   }[cfg.cutover.verify]
   lines.push(verifyText)
   for (const h of cfg.cutover.after) lines.push(hook('after', h))
   lines.push('  -- downtime ends --')
-  lines.push('  on failure before the after hooks, these run and the source stays as it was:')
+  const typed = [...cfg.cutover.before, ...cfg.cutover.after].some(isOpenStackStep)
+  lines.push(
+    typed
+      ? '  on failure (before any shell after hook ran), the completed OpenStack steps are undone in reverse order, then these run:'
+      : '  on failure before the after hooks, these run and the source stays as it was:',
+  )
   for (const h of cfg.cutover.rollback) lines.push(hook('rollback', h))
   if (cfg.cutover.rollback.length === 0) lines.push('  (no rollback hooks)')
   return `${lines.join('\n')}\n`

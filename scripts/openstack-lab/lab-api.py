@@ -121,8 +121,12 @@ def wait_volume(region, secs):
 
     def up():
         _, data, _ = call("GET", f"{url}/os-services?binary=cinder-volume", token)
-        return any(s["state"] == "up" for s in data["services"])
-    wait(secs, f"cinder-volume in {region}", up)
+        if not any(s["state"] == "up" for s in data["services"]):
+            return False
+        # Up is not enough: until the scheduler has the backend's capabilities, volumes go to error.
+        _, pools, _ = call("GET", f"{url}/scheduler-stats/get_pools", token)
+        return len(pools.get("pools", [])) > 0
+    wait(secs, f"cinder-volume in {region} and its pool in the scheduler", up)
 
 
 def wait_compute(region, secs):

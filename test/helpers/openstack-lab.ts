@@ -5,7 +5,7 @@
  * SNAPFERRY_SKIP_OPENSTACK=1 (or SNAPFERRY_SKIP_CEPH=1) skips it, saying so.
  */
 import { execFile } from 'node:child_process'
-import { existsSync, readFileSync } from 'node:fs'
+import { existsSync, readdirSync, readFileSync } from 'node:fs'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
@@ -29,6 +29,8 @@ export interface Lab {
   readonly cephConf: { readonly RegionOne: string; readonly RegionTwo: string }
   readonly keystoneUrl: string
   readonly adminPassword: string
+  /** The last ERROR lines of every service log, for a failed test's report. */
+  errors(): string
   stop(): Promise<void>
 }
 
@@ -84,6 +86,24 @@ function labFrom(dir: string, stop: () => Promise<void>): Lab {
     },
     keystoneUrl: env.LAB_KEYSTONE_URL as string,
     adminPassword: (/password: (\S+)/.exec(secure) as RegExpExecArray)[1] as string,
+    errors: () => serviceErrors(dir),
     stop,
   }
+}
+
+function serviceErrors(dir: string): string {
+  const logs = path.join(dir, 'log')
+  if (!existsSync(logs)) return ''
+  const out: string[] = []
+  for (const f of readdirSync(logs).filter((n) => n.endsWith('.log') && !n.startsWith('rabbit'))) {
+    const lines = readFileSync(path.join(logs, f), 'utf8')
+      .split('\n')
+      .filter((l) => / ERROR /.test(l) && !/pool quotas/.test(l))
+    if (lines.length)
+      out.push(
+        `--- ${f} (last ${Math.min(15, lines.length)} of ${lines.length} ERROR lines)`,
+        ...lines.slice(-15),
+      )
+  }
+  return out.join('\n')
 }

@@ -9,7 +9,7 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { promisify } from 'node:util'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, beforeAll, beforeEach, describe, expect, it, onTestFailed } from 'vitest'
 import { CinderApi } from '../../src/openstack/cinder-api.js'
 import { loadCloud } from '../../src/openstack/clouds-config.js'
 import { NovaApi } from '../../src/openstack/nova-api.js'
@@ -42,6 +42,13 @@ describe.skipIf(OPENSTACK_SKIP_REASON !== undefined)(
       r2 = { cinder: new CinderApi(session, 'RegionTwo'), nova: new NovaApi(session, 'RegionTwo') }
       work = await mkdtemp(path.join(tmpdir(), 'snapferry-os-'))
     }, 900_000)
+
+    beforeEach(() => {
+      // A failure against real services is explained by their logs: show their errors with it.
+      onTestFailed(() => {
+        process.stderr.write(`OpenStack lab errors (${lab.dir}/log):\n${lab.errors()}\n`)
+      })
+    })
 
     afterAll(async () => {
       await session?.close()

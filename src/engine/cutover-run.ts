@@ -14,7 +14,7 @@ import { markDestinations } from '../openstack/resolve-volumes.js'
 import { outlookFrom, reportRound } from './converge.js'
 import type { EngineContext } from './engine-context.js'
 import { mapLimit } from './map-limit.js'
-import { pruneSnapshots, runPipelineRound, settlePruning } from './pipeline-round.js'
+import { pruneSnapshots, removeAllSnapshots, runPipelineRound, settlePruning } from './pipeline-round.js'
 import type { VolumeState } from './reconcile.js'
 
 export interface CutoverRun {
@@ -70,11 +70,30 @@ export async function runCutover(
       result.status === 'ok' ? 'moved' : result.status === 'rolled-back' ? 'rolled-back' : 'cutover-failed',
       ctx.log,
     )
-  // Retention deferred from the final round, now that the downtime is over.
-  if (finalRound)
+  if (os && result.status === 'ok') {
+    // A finished OpenStack move leaves no snapshot behind: Cinder could not delete those volumes later.
+    const removed = await mapLimit(states, cfg.concurrency, (s) => removeAllSnapshots(ctx, s)).catch(
+      (e: unknown) => {
+        ctx.log.warn(
+          { err: asSnapferryError(e).toJSON() },
+          'removing snapferry snapshots after the move failed',
+        )
+        ctx.reporter.line(
+          `openstack: removing snapferry's snapshots failed (${asSnapferryError(e).message}); \`snapferry abort --clean-snapshots\` removes them — Cinder cannot delete a volume that has them`,
+        )
+        return undefined
+      },
+    )
+    if (removed)
+      ctx.reporter.line(
+        `openstack: removed snapferry's ${removed.reduce((a, b) => a + b, 0)} snapshots from both sides (Cinder cannot delete volumes with snapshots it does not know)`,
+      )
+  } else if (finalRound) {
+    // Retention deferred from the final round, now that the downtime is over.
     await mapLimit(states, cfg.concurrency, (s) => pruneSnapshots(ctx, s)).catch((e: unknown) =>
       ctx.log.warn({ err: asSnapferryError(e).toJSON() }, 'pruning old snapshots after the cutover failed'),
     )
+  }
   for (const r of [...result.steps, ...result.rollback]) {
     ctx.reporter.line(
       `  ${r.status.padEnd(7)} ${r.name}${r.status === 'not-run' ? '' : ` (${formatDuration(r.durationMs)})`}${r.error ? `: ${r.error.message}` : ''}`,

@@ -129,6 +129,25 @@ export async function settlePruning(states: readonly VolumeState[]): Promise<voi
 }
 
 /** Keep the newest `snapshots.keep` shared snapshots on both sides; never the next delta's base. */
+/**
+ * Every snapferry snapshot of a volume, on both sides, after a finished move of Cinder volumes: Cinder
+ * refuses to delete a volume whose RBD image has snapshots it does not know.
+ */
+export async function removeAllSnapshots(ctx: EngineContext, s: VolumeState): Promise<number> {
+  let removed = 0
+  await Promise.all(
+    (['source', 'destination'] as const).map(async (side) => {
+      for (const snap of await s.pair[side].listSnapshots(ctx.signal)) {
+        await ctx.journal.append({ type: 'snapshot-deleting', volume: s.pair.name, side, name: snap.name })
+        await s.pair[side].deleteSnapshot(snap.name, ctx.signal)
+        await ctx.journal.append({ type: 'snapshot-deleted', volume: s.pair.name, side, name: snap.name })
+        removed++
+      }
+    }),
+  )
+  return removed
+}
+
 export async function pruneSnapshots(ctx: EngineContext, s: VolumeState): Promise<void> {
   const [src, dst] = await Promise.all([
     s.pair.source.listSnapshots(ctx.signal),

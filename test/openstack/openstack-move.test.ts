@@ -199,6 +199,17 @@ ${after}
       expect(await imageSha('RegionTwo', byName.boot as string)).toBe(await imageSha('RegionOne', vm.boot.id))
       expect(await imageSha('RegionTwo', byName.data as string)).toBe(await imageSha('RegionOne', vm.data.id))
       expect((await r2.cinder.get(byName.boot as string)).bootable).toBe('true')
+      // No snapshot left on either side: Cinder refuses to delete a volume whose image has some.
+      expect(r.stdout).toContain("openstack: removed snapferry's")
+      for (const [region, id] of [
+        ['RegionOne', vm.boot.id],
+        ['RegionOne', vm.data.id],
+        ['RegionTwo', byName.boot],
+        ['RegionTwo', byName.data],
+      ] as const) {
+        const { stdout } = await rbd(region, 'snap', 'ls', '--format', 'json', `volumes/volume-${id}`)
+        expect(JSON.parse(stdout)).toEqual([])
+      }
 
       // The source stays stopped (it moved) and was stopped only inside the cutover window: its stop
       // came after the last delta round began, and the reported downtime covers stop → server ACTIVE.

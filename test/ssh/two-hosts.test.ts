@@ -169,7 +169,16 @@ describe('two hosts over SSH', () => {
     await h.shape('100mbit')
     const m = await move({ mib: 96, transport: '  compression: none' })
     const running = cli(['run', m.file])
-    await sleep(3500)
+    // Cut the link mid-transfer, not while the agents still start (slow when CI shares the cores): once
+    // the base's transfer began, 96 MiB at 100 Mbit take at least 8 s.
+    for (let i = 0; i < 300; i++) {
+      const started = (await readJournal(path.join(m.dir, 'state')).catch(() => [])).some(
+        (e) => e.type === 'transfer-started',
+      )
+      if (started) break
+      await sleep(100)
+    }
+    await sleep(1500)
     await h.linkDown()
     // Down longer than keepalive (1 s × 3): both SSH connections count as dropped.
     await sleep(6000)

@@ -1,7 +1,7 @@
 /** What every engine step needs: config, journal, logs, output, the shared rate limiter, the abort signal. */
 import type { PipelineConfig } from '../config/pipeline-config.js'
 import type { Logger } from '../logging/logger.js'
-import type { OpenStackRun } from '../openstack/resolve-volumes.js'
+import type { OpenStackRun } from '../openstack/openstack-run.js'
 import type { RateLimiter } from '../replication/rate-limiter.js'
 import type { Journal } from '../state/journal.js'
 import type { JournalEntry } from '../state/journal-entries.js'

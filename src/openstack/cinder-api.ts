@@ -1,6 +1,5 @@
 /** The Cinder (block storage v3) calls snapferry makes, in one region of one cloud. */
-import { SnapferryError } from '../errors/snapferry-error.js'
-import { pickMicroversion, UUID_PATTERN } from './api-refs.js'
+import { findByRef, pickMicroversion, waitUntilGone } from './api-refs.js'
 import type { OpenStackSession } from './openstack-session.js'
 import { waitForStatus } from './wait-status.js'
 
@@ -58,42 +57,24 @@ export class CinderApi {
 
   /** A volume by id or by exact name (a name must be unique in the project). */
   async find(ref: string, signal?: AbortSignal): Promise<CinderVolume> {
-    if (UUID_PATTERN.test(ref)) {
-      try {
-        return await this.get(ref, signal)
-      } catch (e) {
-        if (!(e instanceof SnapferryError && e.code === 'OPENSTACK_NOT_FOUND')) throw e
-      }
-    }
-    const list = (
-      await this.#call<{ volumes: CinderVolume[] }>(
-        'GET',
-        `/volumes/detail?name=${encodeURIComponent(ref)}`,
-        undefined,
-        `volume ${ref}`,
-        signal,
-      )
-    ).body.volumes.filter((v) => v.name === ref || v.id === ref)
-    if (list.length === 1) return list[0] as CinderVolume
-    if (list.length === 0) {
-      throw new SnapferryError('OPENSTACK_NOT_FOUND', `volume '${ref}' not found in ${this.where}`, {
-        hint: `check the id or name (\`openstack --os-cloud ${this.session.cloud.name}${this.region ? ` --os-region-name ${this.region}` : ''} volume list\`) and the project the credentials are scoped to`,
-        details: { cloud: this.session.cloud.name, region: this.region, volume: ref },
-      })
-    }
-    throw new SnapferryError(
-      'OPENSTACK_AMBIGUOUS',
-      `${list.length} volumes are named '${ref}' in ${this.where}`,
-      {
-        hint: `use the id instead: ${list.map((v) => v.id).join(', ')}`,
-        details: {
-          cloud: this.session.cloud.name,
-          region: this.region,
-          volume: ref,
-          ids: list.map((v) => v.id),
-        },
-      },
-    )
+    return findByRef({
+      kind: 'volume',
+      ref,
+      cloud: this.session.cloud.name,
+      region: this.region,
+      where: this.where,
+      get: (id) => this.get(id, signal),
+      byName: async (name) =>
+        (
+          await this.#call<{ volumes: CinderVolume[] }>(
+            'GET',
+            `/volumes/detail?name=${encodeURIComponent(name)}`,
+            undefined,
+            `volume ${name}`,
+            signal,
+          )
+        ).body.volumes.filter((v) => v.name === name),
+    })
   }
 
   /** Volumes carrying a metadata key/value (snapferry's marks), filtered here so any microversion works. */
@@ -217,21 +198,6 @@ export class CinderApi {
 
   /** Until GET says 404. */
   async waitGone(id: string, timeoutMs: number, signal?: AbortSignal): Promise<void> {
-    await waitForStatus({
-      what: `deletion of volume ${id} in ${this.where}`,
-      want: ['gone'],
-      failOn: ['error_deleting'],
-      timeoutMs,
-      read: async () => {
-        try {
-          return (await this.get(id, signal)).status
-        } catch (e) {
-          if (e instanceof SnapferryError && e.code === 'OPENSTACK_NOT_FOUND') return 'gone'
-          throw e
-        }
-      },
-      status: (s) => s,
-      signal,
-    })
+    await waitUntilGone(`volume ${id} in ${this.where}`, timeoutMs, () => this.get(id, signal), signal)
   }
 }

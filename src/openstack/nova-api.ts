@@ -3,7 +3,7 @@
  * detached through Nova only: Cinder refuses to delete an attachment Nova owns (OSSN-0092).
  */
 import { SnapferryError } from '../errors/snapferry-error.js'
-import { pickMicroversion, UUID_PATTERN } from './api-refs.js'
+import { findByRef, isNotFound, pickMicroversion, waitUntilGone } from './api-refs.js'
 import type { OpenStackSession } from './openstack-session.js'
 import { waitForStatus } from './wait-status.js'
 
@@ -85,38 +85,27 @@ export class NovaApi {
 
   /** A server by id or exact name (unique in the project). */
   async find(ref: string, signal?: AbortSignal): Promise<NovaServer> {
-    if (UUID_PATTERN.test(ref)) {
-      try {
-        return await this.get(ref, signal)
-      } catch (e) {
-        if (!(e instanceof SnapferryError && e.code === 'OPENSTACK_NOT_FOUND')) throw e
-      }
-    }
-    const pattern = `^${ref.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`
-    const list = (
-      await this.#call<{ servers: NovaServer[] }>(
-        'GET',
-        `/servers/detail?name=${encodeURIComponent(pattern)}`,
-        undefined,
-        `server ${ref}`,
-        signal,
-      )
-    ).body.servers.filter((s) => s.name === ref)
-    if (list.length === 1) return list[0] as NovaServer
-    if (list.length === 0) {
-      throw new SnapferryError('OPENSTACK_NOT_FOUND', `server '${ref}' not found in ${this.where}`, {
-        hint: `check the id or name (\`openstack --os-cloud ${this.session.cloud.name}${this.region ? ` --os-region-name ${this.region}` : ''} server list\`)`,
-        details: { cloud: this.session.cloud.name, region: this.region, server: ref },
-      })
-    }
-    throw new SnapferryError(
-      'OPENSTACK_AMBIGUOUS',
-      `${list.length} servers are named '${ref}' in ${this.where}`,
-      {
-        hint: `use the id instead: ${list.map((s) => s.id).join(', ')}`,
-        details: { cloud: this.session.cloud.name, region: this.region, server: ref },
+    return findByRef({
+      kind: 'server',
+      ref,
+      cloud: this.session.cloud.name,
+      region: this.region,
+      where: this.where,
+      get: (id) => this.get(id, signal),
+      byName: async (name) => {
+        // Nova's name filter is a regular expression: anchor and escape it.
+        const pattern = `^${name.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`
+        return (
+          await this.#call<{ servers: NovaServer[] }>(
+            'GET',
+            `/servers/detail?name=${encodeURIComponent(pattern)}`,
+            undefined,
+            `server ${name}`,
+            signal,
+          )
+        ).body.servers.filter((s) => s.name === name)
       },
-    )
+    })
   }
 
   /** Undefined when no server has that name (for idempotent create and clean-up). */
@@ -124,7 +113,7 @@ export class NovaApi {
     try {
       return await this.find(ref, signal)
     } catch (e) {
-      if (e instanceof SnapferryError && e.code === 'OPENSTACK_NOT_FOUND') return undefined
+      if (isNotFound(e)) return undefined
       throw e
     }
   }
@@ -280,20 +269,6 @@ export class NovaApi {
   }
 
   async waitGone(id: string, timeoutMs: number, signal?: AbortSignal): Promise<void> {
-    await waitForStatus({
-      what: `deletion of server ${id} in ${this.where}`,
-      want: ['gone'],
-      timeoutMs,
-      read: async () => {
-        try {
-          return (await this.get(id, signal)).status
-        } catch (e) {
-          if (e instanceof SnapferryError && e.code === 'OPENSTACK_NOT_FOUND') return 'gone'
-          throw e
-        }
-      },
-      status: (s) => s,
-      signal,
-    })
+    await waitUntilGone(`server ${id} in ${this.where}`, timeoutMs, () => this.get(id, signal), signal)
   }
 }

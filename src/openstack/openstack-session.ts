@@ -8,9 +8,11 @@ import { readFileSync } from 'node:fs'
 import { Agent, type Dispatcher, request } from 'undici'
 import { SnapferryError } from '../errors/snapferry-error.js'
 import type { Logger } from '../logging/logger.js'
+import { apiError, apiMessage, header } from './api-errors.js'
 import type { CloudConfig } from './clouds-config.js'
+import { authBody, type Token, tokenFrom, whoAuthenticates } from './keystone-auth.js'
 import { redact } from './redact.js'
-import { type CatalogService, findEndpoint, type ServiceKind } from './service-catalog.js'
+import { findEndpoint, type ServiceKind } from './service-catalog.js'
 
 export interface ApiCall {
   readonly cloud: string
@@ -40,14 +42,6 @@ export interface ApiResponse<T> {
   readonly status: number
   readonly body: T
   readonly headers: Record<string, string | string[] | undefined>
-}
-
-interface Token {
-  readonly value: string
-  readonly expiresAt: number
-  readonly catalog: readonly CatalogService[]
-  readonly projectId: string | undefined
-  readonly userId: string | undefined
 }
 
 export interface SessionOptions {
@@ -140,56 +134,11 @@ export class OpenStackSession {
     })
   }
 
-  authBody(): unknown {
-    const a = this.cloud.auth
-    const domain = (name?: string, id?: string) => (id ? { id } : name ? { name } : undefined)
-    if (a.type === 'application-credential') {
-      const user = a.id
-        ? undefined
-        : {
-            ...(a.userId ? { id: a.userId } : { name: a.username }),
-            ...(domain(a.userDomainName, a.userDomainId)
-              ? { domain: domain(a.userDomainName, a.userDomainId) }
-              : {}),
-          }
-      return {
-        auth: {
-          identity: {
-            methods: ['application_credential'],
-            application_credential: {
-              ...(a.id ? { id: a.id } : { name: a.name, user }),
-              secret: a.secret,
-            },
-          },
-        },
-      }
-    }
-    const user = {
-      ...(a.userId ? { id: a.userId } : { name: a.username }),
-      password: a.password,
-      ...(a.userId ? {} : { domain: domain(a.userDomainName, a.userDomainId) ?? { id: 'default' } }),
-    }
-    const project = a.projectId
-      ? { id: a.projectId }
-      : a.projectName
-        ? { name: a.projectName, domain: domain(a.projectDomainName, a.projectDomainId) ?? { id: 'default' } }
-        : undefined
-    return {
-      auth: {
-        identity: { methods: ['password'], password: { user } },
-        ...(project ? { scope: { project } } : {}),
-      },
-    }
-  }
-
   async #authenticate(signal?: AbortSignal): Promise<Token> {
     const url = `${this.identityUrl}/auth/tokens`
-    const who =
-      this.cloud.auth.type === 'password'
-        ? `user '${this.cloud.auth.username ?? this.cloud.auth.userId}'`
-        : `application credential '${this.cloud.auth.id ?? this.cloud.auth.name}'`
+    const who = whoAuthenticates(this.cloud.auth)
     const res = await this.#send('identity', undefined, 'POST', url, {
-      body: this.authBody(),
+      body: authBody(this.cloud.auth),
       ok: [201, 401, 403, 404],
       signal,
       about: who,
@@ -204,26 +153,7 @@ export class OpenStackSession {
         },
       )
     }
-    const value = header(res.headers, 'x-subject-token')
-    const tok = (res.body as { token?: Record<string, unknown> }).token
-    if (!value || !tok) {
-      throw new SnapferryError(
-        'OPENSTACK_API_ERROR',
-        `cloud '${this.cloud.name}': Keystone answered without a token`,
-        {
-          hint: `is ${this.identityUrl} really Keystone v3?`,
-          details: { cloud: this.cloud.name, authUrl: this.identityUrl },
-        },
-      )
-    }
-    const expires = Date.parse(String(tok.expires_at ?? ''))
-    const t: Token = {
-      value,
-      expiresAt: Number.isFinite(expires) ? expires : Date.now() + 3_600_000,
-      catalog: (tok.catalog as CatalogService[] | undefined) ?? [],
-      projectId: (tok.project as { id?: string } | undefined)?.id,
-      userId: (tok.user as { id?: string } | undefined)?.id,
-    }
+    const t = tokenFrom(this.cloud.name, this.identityUrl, header(res.headers, 'x-subject-token'), res.body)
     this.#o.log?.debug(
       { cloud: this.cloud.name, expiresAt: new Date(t.expiresAt).toISOString(), project: t.projectId },
       'keystone token issued',
@@ -258,7 +188,7 @@ export class OpenStackSession {
         continue
       }
       if (res.status === 401 && !(o.ok ?? []).includes(401))
-        throw this.#apiError(kind, region, method, path, res, o.about)
+        throw apiError(this.cloud.name, kind, region, method, path, res, o.about)
       return res
     }
   }
@@ -318,7 +248,7 @@ export class OpenStackSession {
           continue
         }
         const response = { status, body: body as T, headers: res.headers as ApiResponse<T>['headers'] }
-        if (!ok) throw this.#apiError(service, region, method, url, response, o.about)
+        if (!ok) throw apiError(this.cloud.name, service, region, method, url, response, o.about)
         return response
       } catch (e) {
         if (e instanceof SnapferryError) throw e
@@ -399,70 +329,4 @@ export class OpenStackSession {
       )
     })
   }
-
-  #apiError(
-    service: ServiceKind,
-    region: string | undefined,
-    method: string,
-    url: string,
-    res: ApiResponse<unknown>,
-    about: string | undefined,
-  ): SnapferryError {
-    const msg = apiMessage(res.body) ?? (typeof res.body === 'string' ? res.body.slice(0, 300) : 'no message')
-    const where = `cloud '${this.cloud.name}'${region ? ` region '${region}'` : ''}`
-    const what = about ? `${about}: ` : ''
-    const notFound = res.status === 404
-    return new SnapferryError(
-      notFound ? 'OPENSTACK_NOT_FOUND' : 'OPENSTACK_API_ERROR',
-      `${where}: ${what}${service} ${method} ${safePath(url)} failed with HTTP ${res.status}: ${msg}`,
-      {
-        transient: res.status >= 500,
-        hint: notFound
-          ? `check the name or id, and that it lives in ${region ?? 'this region'} of cloud '${this.cloud.name}'`
-          : res.status === 403
-            ? 'this user lacks the role the call needs (admin is needed for some Cinder/Nova actions)'
-            : res.status === 409
-              ? 'the object is busy or in the wrong state; wait or fix its state, then run again'
-              : res.status >= 500
-                ? 'the service failed: look at its logs with the request id'
-                : 'see the message; the request is recorded in the runbook result and the log',
-        details: {
-          cloud: this.cloud.name,
-          region,
-          service,
-          method,
-          url: safePath(url),
-          status: res.status,
-          requestId:
-            header(res.headers, 'x-openstack-request-id') ?? header(res.headers, 'x-compute-request-id'),
-        },
-      },
-    )
-  }
-}
-
-function safePath(url: string): string {
-  try {
-    const u = new URL(url)
-    return `${u.origin}${u.pathname}`
-  } catch {
-    return url
-  }
-}
-
-function header(h: Record<string, string | string[] | undefined>, name: string): string | undefined {
-  const v = h[name]
-  return Array.isArray(v) ? v[0] : v
-}
-
-/** The human message of an OpenStack error body: `{"itemNotFound": {"message": …}}`, `{"error": {…}}`, … */
-export function apiMessage(body: unknown): string | undefined {
-  if (!body || typeof body !== 'object') return undefined
-  const b = body as Record<string, unknown>
-  if (typeof b.message === 'string') return b.message
-  for (const v of Object.values(b)) {
-    if (v && typeof v === 'object' && typeof (v as { message?: unknown }).message === 'string')
-      return (v as { message: string }).message
-  }
-  return undefined
 }

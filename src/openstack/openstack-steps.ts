@@ -8,8 +8,8 @@ import { formatDuration } from '../config/units.js'
 import type { RunbookStep, StepOutcome, StepPhase } from '../cutover/runbook.js'
 import { SnapferryError } from '../errors/snapferry-error.js'
 import type { Logger } from '../logging/logger.js'
+import { MARK, type OpenStackRun } from './openstack-run.js'
 import type { ApiCall } from './openstack-session.js'
-import { MARK, type OpenStackRun } from './resolve-volumes.js'
 
 export function describeAction(a: OpenStackActionConfig): string {
   switch (a.action) {

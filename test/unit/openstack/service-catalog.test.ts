@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import type { SnapferryError } from '../../../src/errors/snapferry-error.js'
-import { apiMessage } from '../../../src/openstack/openstack-session.js'
+import { apiMessage } from '../../../src/openstack/api-errors.js'
 import { redact } from '../../../src/openstack/redact.js'
 import { type CatalogService, findEndpoint } from '../../../src/openstack/service-catalog.js'
 

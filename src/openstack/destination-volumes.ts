@@ -61,7 +61,11 @@ export async function resolveDestination(
       const vol = await cinder.get(rec.id, o.signal)
       if (vol.status === 'creating')
         await cinder.waitFor(vol.id, ['available'], run.config.waitTimeout, o.signal)
-      return { region: ep.region, volume: await cinder.get(rec.id, o.signal), created: true }
+      return {
+        region: ep.region,
+        volume: usable(await cinder.get(rec.id, o.signal), v.name, cinder.where),
+        created: true,
+      }
     } catch (e) {
       if (!(e instanceof SnapferryError && e.code === 'OPENSTACK_NOT_FOUND')) throw e
     }
@@ -83,7 +87,7 @@ export async function resolveDestination(
       ...(await readRecord(cfg.stateDir)),
       [v.name]: { region: ep.region, id: marked[0].id },
     })
-    return { region: ep.region, volume: marked[0], created: true }
+    return { region: ep.region, volume: usable(marked[0], v.name, cinder.where), created: true }
   }
   if (!o.create) return { region: ep.region, volume: undefined, created: false }
   if (!source) {
@@ -133,4 +137,20 @@ export async function resolveDestination(
 
 function sourceRegion(v: VolumeConfig): string {
   return v.source.driver === 'cinder' ? v.source.region : 'outside OpenStack'
+}
+
+/**
+ * A destination volume snapferry made earlier is used again only while Cinder considers it healthy: an
+ * image written into a volume in `error` would be data Cinder does not know about.
+ */
+function usable(vol: CinderVolume, volume: string, where: string): CinderVolume {
+  if (['available', 'in-use', 'reserved', 'attaching', 'detaching'].includes(vol.status)) return vol
+  throw new SnapferryError(
+    'OPENSTACK_STATUS',
+    `destination volume ${vol.name ?? vol.id} (${vol.id}) that snapferry created in ${where} is ${vol.status}`,
+    {
+      hint: `delete it (\`openstack volume delete ${vol.id}\`) and run again: snapferry then creates a new one`,
+      details: { volume, id: vol.id, status: vol.status },
+    },
+  )
 }

@@ -1,13 +1,11 @@
 /** The validated, fully defaulted, frozen pipeline config that the rest of snapferry consumes. */
 import type { z } from 'zod'
+import type { cinderEndpointSchema, openstackActionSchema, openstackStepSchema } from './openstack-schema.js'
 import type {
-  cinderEndpointSchema,
   endpointSchema,
   fileEndpointSchema,
   hookSchema,
-  openstackActionSchema,
   openstackSchema,
-  openstackStepSchema,
   pipelineSchema,
   rbdEndpointSchema,
   volumeSchema,

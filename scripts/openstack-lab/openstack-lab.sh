@@ -79,6 +79,10 @@ wait_for() { # seconds, what, command...
   echo "openstack-lab: timed out after $secs s waiting for $what (logs in $dir/log)" >&2
   return 1
 }
+# sqlite stands in for MariaDB: WAL (gotcha 1), and writers wait up to 60 s for a lock instead of
+# sqlite's default 5 s — under load cinder-api's quota reservations otherwise fail with "database is
+# locked" (HTTP 500), seen in CI.
+SQLITE_OPTS='?timeout=60'
 wal() { $PY -c 'import sqlite3,sys; [sqlite3.connect(f).execute("PRAGMA journal_mode=WAL") for f in sys.argv[1:]]' "$@"; }
 
 # --- Ceph: one cluster per region, each with the `volumes` pool Cinder's RBD driver uses ---------------
@@ -112,7 +116,8 @@ cat >"$k/keystone.conf" <<CONF
 [DEFAULT]
 log_file = $dir/log/keystone.log
 [database]
-connection = sqlite:///$k/keystone.db
+connection = sqlite:///$k/keystone.db$SQLITE_OPTS
+sqlite_synchronous = false
 [token]
 provider = fernet
 [fernet_tokens]
@@ -201,7 +206,8 @@ quota_volumes = -1
 quota_gigabytes = -1
 quota_snapshots = -1
 [database]
-connection = sqlite:///$d/cinder.db
+connection = sqlite:///$d/cinder.db$SQLITE_OPTS
+sqlite_synchronous = false
 [oslo_concurrency]
 lock_path = $d/lock
 [rbd]
@@ -238,9 +244,11 @@ instances = -1
 cores = -1
 ram = -1
 [api_database]
-connection = sqlite:///$d/nova_api.db
+connection = sqlite:///$d/nova_api.db$SQLITE_OPTS
+sqlite_synchronous = false
 [database]
-connection = sqlite:///$d/nova.db
+connection = sqlite:///$d/nova.db$SQLITE_OPTS
+sqlite_synchronous = false
 [conductor]
 workers = 1
 [scheduler]
@@ -274,7 +282,8 @@ PYEOF
   {
     cat <<CONF
 [placement_database]
-connection = sqlite:///$d/placement.db
+connection = sqlite:///$d/placement.db$SQLITE_OPTS
+sqlite_synchronous = false
 [api]
 auth_strategy = keystone
 CONF
@@ -301,7 +310,7 @@ db_sync() { # short
     cinder-manage --config-file "$d/cinder.conf" db sync
     placement-manage --config-dir "$d/placement" db sync
     nova-manage --config-file "$d/nova.conf" api_db sync
-    nova-manage --config-file "$d/nova.conf" cell_v2 map_cell0 --database_connection "sqlite:///$d/nova_cell0.db"
+    nova-manage --config-file "$d/nova.conf" cell_v2 map_cell0 --database_connection "sqlite:///$d/nova_cell0.db$SQLITE_OPTS"
     nova-manage --config-file "$d/nova.conf" cell_v2 create_cell --name cell1 --verbose
     nova-manage --config-file "$d/nova.conf" db sync
     wal "$d/cinder.db" "$d/placement.db" "$d/nova_api.db" "$d/nova_cell0.db" "$d/nova.db"

@@ -58,8 +58,9 @@ export async function resolveOpenStack(cfg: PipelineConfig, o: ResolveOptions): 
   try {
     for (const region of Object.keys(os.regions)) pickRegion(cloud, region)
     const recorded = await readRecord(cfg.stateDir)
-    const run = new OpenStackRun(session, os, new Map())
+    // One run for the lookups and for what follows; it learns each volume as it is resolved.
     const resolved = new Map<string, ResolvedVolume>()
+    const run = new OpenStackRun(session, os, resolved)
     const mapping: string[] = []
     const volumes: VolumeConfig[] = []
     for (const v of cfg.volumes) {
@@ -76,8 +77,7 @@ export async function resolveOpenStack(cfg: PipelineConfig, o: ResolveOptions): 
       if (dst) mapping.push(`${v.name}: destination ${describeSide(dst)} → ${location(dstEp)}`)
       volumes.push({ ...v, source: srcEp, destination: dstEp })
     }
-    const openstack = new OpenStackRun(session, os, resolved)
-    return { cfg: deepFreeze({ ...cfg, volumes }) as PipelineConfig, openstack, mapping }
+    return { cfg: deepFreeze({ ...cfg, volumes }) as PipelineConfig, openstack: run, mapping }
   } catch (e) {
     await session.close()
     throw e

@@ -2,8 +2,10 @@
  * npm run bench:downtime — measured cutover downtime: snapferry against the manual runbook
  * (bench/downtime/manual-runbook.sh), under a live writer, on two real bluestore Ceph clusters in two
  * network namespaces with sshd, unshaped and tbf 100 Mbit. Prints the ratio (manual window ÷ snapferry
- * window) per scenario, writes one SVG per scenario to docs/bench/ and the tables into
- * docs/BENCHMARKS.md (between the downtime-bench markers). Needs root, iproute2, openssh-server, Ceph.
+ * window) per scenario. Each finished scenario is merged into docs/bench/downtime-results.json (a scenario
+ * measured again replaces its old result) and the tables in docs/BENCHMARKS.md (between the downtime-bench
+ * markers) and one SVG per scenario in docs/bench/ are regenerated from all saved results, so partial
+ * runs add up and a stopped run keeps what it finished. Needs root, iproute2, openssh-server, Ceph.
  *
  * usage: node dist/bench/downtime-bench.js [--only SUBSTRING]... [--methods snapferry,manual,manual-3]
  *          [--target 1s] [--json FILE] [--work DIR (kept)] [--no-docs]
@@ -14,9 +16,16 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { scenarioChart } from './downtime/chart.js'
-import { breakdownTable, detailTable, ratio, replaceSection, summaryTable } from './downtime/report.js'
+import {
+  breakdownTable,
+  detailTable,
+  provenanceList,
+  ratio,
+  replaceSection,
+  summaryTable,
+} from './downtime/report.js'
 import { measureLinkRate, runScenario } from './downtime/run-scenario.js'
-import { fullMatrix, type ScenarioResult, scenarioName } from './downtime/scenario.js'
+import { fullMatrix, mergeResults, type ScenarioResult, scenarioName } from './downtime/scenario.js'
 import { startCephRegions } from './lib/ceph-regions.js'
 
 const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../..')
@@ -55,7 +64,50 @@ const fromJson = arg('--from-json')[0]
 const methods = arg('--methods')[0]?.split(',')
 const writeDocs = !process.argv.includes('--no-docs')
 const command = `npm run bench:downtime${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(' ')}` : ''}`
-const t0 = Date.now()
+const SAVED = path.join(ROOT, 'docs/bench/downtime-results.json')
+const commit = (() => {
+  const head = spawnSync('git', ['-C', ROOT, 'rev-parse', '--short', 'HEAD'], { encoding: 'utf8' })
+  const dirty = spawnSync('git', ['-C', ROOT, 'status', '--porcelain', '--', 'src', 'bench', 'agents'], {
+    encoding: 'utf8',
+  })
+  const id = head.status === 0 ? head.stdout.trim() : 'unknown'
+  return dirty.stdout?.trim() ? `${id} + uncommitted changes` : id
+})()
+
+async function loadSaved(): Promise<ScenarioResult[]> {
+  try {
+    return JSON.parse(await readFile(SAVED, 'utf8')) as ScenarioResult[]
+  } catch {
+    return []
+  }
+}
+
+/** Tables and pictures from `results` into docs/BENCHMARKS.md and docs/bench/. */
+async function writeDocsFor(results: readonly ScenarioResult[], header: string): Promise<void> {
+  const pics = path.join(ROOT, 'docs/bench')
+  await mkdir(pics, { recursive: true })
+  for (const r of results)
+    await writeFile(path.join(pics, `downtime-${scenarioName(r.scenario)}.svg`), scenarioChart(r))
+  const doc = path.join(ROOT, 'docs/BENCHMARKS.md')
+  const section = [
+    header,
+    summaryTable(results),
+    '#### When and how each scenario was measured',
+    provenanceList(results),
+    '#### Every run',
+    detailTable(results),
+    "#### Where snapferry's window went (ms, from its journal)",
+    breakdownTable(results),
+    '#### Pictures',
+    results
+      .map((r) => `![${scenarioName(r.scenario)}](bench/downtime-${scenarioName(r.scenario)}.svg)`)
+      .join('\n\n'),
+  ].join('\n\n')
+  await writeFile(doc, replaceSection(await readFile(doc, 'utf8'), section))
+}
+
+const MERGED_HEADER =
+  'Results add up across runs of `npm run bench:downtime` (each scenario says below when, on which commit and with which command it was measured; one run per scenario). The raw results are [docs/bench/downtime-results.json](bench/downtime-results.json); `npm run bench:downtime -- --from-json docs/bench/downtime-results.json` regenerates these tables and pictures.'
 
 async function runAll(): Promise<ScenarioResult[]> {
   const missing = preflight()
@@ -93,7 +145,13 @@ async function runAll(): Promise<ScenarioResult[]> {
             `  ${run.method}: window ${(run.windowMs / 1000).toFixed(2)} s, ${run.warmRounds} warm rounds, final delta ${(run.finalDeltaBytes / 1048576).toFixed(2)} MiB${run.predictedMs ? `, predicted ${(run.predictedMs / 1000).toFixed(2)} s (own measure ${((run.downtimeMs ?? 0) / 1000).toFixed(2)} s)` : ''}, writer ${(run.writerBytesPerSecond / 1048576).toFixed(2)} MiB/s, identical ${run.identical}\n`,
           ),
       })
-      results.push(r)
+      const measured = { at: new Date().toISOString(), command, commit }
+      results.push({ ...r, measured })
+      if (writeDocs) {
+        const merged = mergeResults(await loadSaved(), [{ ...r, measured }])
+        await writeFile(SAVED, `${JSON.stringify(merged, null, 1)}\n`)
+        await writeDocsFor(merged, MERGED_HEADER)
+      }
       const same = ratio(r, 'manual')
       const three = ratio(r, 'manual-3')
       console.log(
@@ -112,26 +170,11 @@ const results: ScenarioResult[] = fromJson
   ? (JSON.parse(await readFile(fromJson, 'utf8')) as ScenarioResult[])
   : await runAll()
 console.log(`\n${summaryTable(results)}`)
-if (writeDocs && results.length > 0) {
-  const pics = path.join(ROOT, 'docs/bench')
-  await mkdir(pics, { recursive: true })
-  for (const r of results)
-    await writeFile(path.join(pics, `downtime-${scenarioName(r.scenario)}.svg`), scenarioChart(r))
-  const doc = path.join(ROOT, 'docs/BENCHMARKS.md')
-  const section = [
-    fromJson
-      ? `Tables and pictures regenerated from saved results: \`${command}\`.`
-      : `Command: \`${command}\` (${((Date.now() - t0) / 60000).toFixed(0)} min, ${new Date().toISOString().slice(0, 10)}).`,
-    summaryTable(results),
-    '#### Every run',
-    detailTable(results),
-    "#### Where snapferry's window went (ms, from its journal)",
-    breakdownTable(results),
-    '#### Pictures',
-    results
-      .map((r) => `![${scenarioName(r.scenario)}](bench/downtime-${scenarioName(r.scenario)}.svg)`)
-      .join('\n\n'),
-  ].join('\n\n')
-  await writeFile(doc, replaceSection(await readFile(doc, 'utf8'), section))
+if (writeDocs && fromJson) {
+  await writeDocsFor(results, MERGED_HEADER)
   console.log(`\nwrote docs/BENCHMARKS.md and ${results.length} pictures in docs/bench/`)
+} else if (writeDocs && results.length > 0) {
+  console.log(
+    `\nmerged ${results.length} scenario(s) into docs/bench/downtime-results.json; docs/BENCHMARKS.md and docs/bench/ regenerated`,
+  )
 }

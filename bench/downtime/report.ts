@@ -88,3 +88,14 @@ export function replaceSection(doc: string, section: string): string {
   if (a >= 0 && b > a) return doc.slice(0, a) + block + doc.slice(b + MARK_END.length)
   return `${doc.trimEnd()}\n\n${block}\n`
 }
+
+/** When and how each scenario was measured. */
+export function provenanceList(results: readonly ScenarioResult[]): string {
+  return results
+    .map((r) =>
+      r.measured
+        ? `- ${scenarioName(r.scenario)}: ${r.measured.at.slice(0, 16).replace('T', ' ')} UTC, commit ${r.measured.commit}, \`${r.measured.command}\``
+        : `- ${scenarioName(r.scenario)}: an earlier session (before per-scenario provenance was recorded)`,
+    )
+    .join('\n')
+}

@@ -49,6 +49,8 @@ export interface MethodRun {
 
 export interface ScenarioResult {
   readonly scenario: Scenario
+  /** When, with which command and on which commit this scenario was measured (absent in old results). */
+  readonly measured?: { readonly at: string; readonly command: string; readonly commit: string } | undefined
   /** Measured link rate (bytes/s) used for the physical floor. */
   readonly linkBytesPerSecond: number
   readonly runs: readonly MethodRun[]
@@ -84,4 +86,22 @@ export function physicalFloorMs(
   linkBytesPerSecond: number,
 ): number {
   return finalSnapshotMs + (finalDeltaBytes / linkBytesPerSecond) * 1000
+}
+
+/**
+ * Saved results with `fresh` ones merged in: a scenario measured again replaces its old result; the
+ * others stay. Ordered like the full matrix, so partial runs add up to one table.
+ */
+export function mergeResults(
+  saved: readonly ScenarioResult[],
+  fresh: readonly ScenarioResult[],
+): ScenarioResult[] {
+  const byName = new Map(saved.map((r) => [scenarioName(r.scenario), r]))
+  for (const r of fresh) byName.set(scenarioName(r.scenario), r)
+  const order = fullMatrix().map(scenarioName)
+  const rank = (r: ScenarioResult) => {
+    const i = order.indexOf(scenarioName(r.scenario))
+    return i < 0 ? order.length : i
+  }
+  return [...byName.values()].sort((a, b) => rank(a) - rank(b))
 }

@@ -46,6 +46,15 @@ export function decide(
       reason: `${stallText(rounds, cfg.stallRounds, prediction)}; ${versus}`,
     }
   }
+  const outrun = outrunning(rounds, prediction)
+  if (outrun) {
+    return {
+      action: 'stalled',
+      policy: cfg.onStall,
+      maxRounds: false,
+      reason: `${outrun}; ${versus}`,
+    }
+  }
   if (deltaRounds >= cfg.maxRounds) {
     return {
       action: 'stalled',
@@ -66,6 +75,28 @@ export function stalled(rounds: readonly PipelineRound[], n: number): boolean {
   return true
 }
 
+/** Another round helps only if it ships less than the last one; less than this share of it. */
+const NO_SHRINK = 0.9
+
+/**
+ * The next delta is predicted no smaller than the last one: the workload dirties as fast as a round
+ * drains, so every further round only ends later with as much (or more) to ship inside the window.
+ * Cutting over (or failing) now is the best that is left; waiting for `stallRounds` observed rounds
+ * would make the final delta grow by as many rounds. Returns why, or undefined.
+ */
+export function outrunning(rounds: readonly PipelineRound[], p: Prediction): string | undefined {
+  const deltas = rounds.filter((r) => r.volumes.some((v) => v.fromSnap !== null))
+  const last = deltas[deltas.length - 1]
+  if (!last) return undefined
+  const shipped = totalChanged(last)
+  if (p.finalDeltaBytes < NO_SHRINK * shipped) return undefined
+  return (
+    `deltas stopped shrinking: the next would be ~${formatBytes(p.finalDeltaBytes)} after the last round shipped ` +
+    `${formatBytes(shipped)}; the workload dirties ${formatRate(p.dirtyBytesPerSecond)} and the rounds drain ` +
+    `${formatRate(p.drainBytesPerSecond)}`
+  )
+}
+
 function totalChanged(r: PipelineRound): number {
   return r.volumes.reduce((n, v) => n + changedBytes(v), 0)
 }
@@ -77,6 +108,6 @@ function stallText(rounds: readonly PipelineRound[], n: number, p: Prediction): 
     .map((r) => formatBytes(totalChanged(r)))
   return (
     `deltas stopped shrinking: the last ${n} rounds shipped ${sizes.join(', ')}; ` +
-    `the workload dirties ${formatRate(p.dirtyBytesPerSecond)} and the link drains ${formatRate(p.linkBytesPerSecond)}`
+    `the workload dirties ${formatRate(p.dirtyBytesPerSecond)} and the rounds drain ${formatRate(p.drainBytesPerSecond)}`
   )
 }

@@ -3,10 +3,13 @@
  * first `before` hook until the last `after` hook ends. Pure: numbers in, numbers out (docs/CONVERGENCE.md).
  *
  * window = before hooks
- *        + final round: snapshot + max(scan, final delta ÷ link rate) + fixed per-round overhead
+ *        + final round: snapshot + max(scan, final delta ÷ link rate, final extents ÷ extent capacity)
+ *                       + fixed per-round overhead
  *        + verification (full: read both volumes; none: 0)
  *        + after hooks
  * final delta = dirty rate × (time from the last snapshot until the workload stops)
+ * extent capacity = extents a round drained per second + extents the workload dirtied per second: both
+ *   compete for the same source (OSD, disk); in the final round the workload has stopped.
  */
 import type { PipelineRound, VolumeRoundStats } from './round-stats.js'
 import { changedBytes } from './round-stats.js'
@@ -36,7 +39,10 @@ export interface VolumePrediction {
   readonly dirtyBytesPerSecond: number
   readonly finalDeltaBytes: number
   readonly scanMs: number
+  /** Final delta ÷ link rate, or its extents ÷ extent capacity when that is longer. */
   readonly sendMs: number
+  /** Extents per second the source and destination handle with the workload stopped (Infinity: unknown). */
+  readonly extentCapacity: number
   readonly fixedMs: number
   readonly snapshotMs: number
   readonly finalRoundMs: number
@@ -50,6 +56,8 @@ export interface Prediction {
   readonly verifyMs: number
   readonly afterHooksMs: number
   readonly linkBytesPerSecond: number
+  /** Changed bytes per second the recent delta rounds moved while the workload ran (all volumes). */
+  readonly drainBytesPerSecond: number
   readonly finalDeltaBytes: number
   readonly dirtyBytesPerSecond: number
   readonly volumes: readonly VolumePrediction[]
@@ -85,6 +93,7 @@ export function predictWindow(input: PredictorInput): Prediction {
     verifyMs,
     afterHooksMs,
     linkBytesPerSecond: link,
+    drainBytesPerSecond: volumes.reduce((n, v) => n + v.drainBytesPerSecond, 0),
     finalDeltaBytes: totalFinal,
     dirtyBytesPerSecond: volumes.reduce((n, v) => n + v.dirtyBytesPerSecond, 0),
     volumes,
@@ -92,7 +101,11 @@ export function predictWindow(input: PredictorInput): Prediction {
   }
 }
 
-function predictVolume(volume: string, input: PredictorInput, link: number): VolumePrediction {
+function predictVolume(
+  volume: string,
+  input: PredictorInput,
+  link: number,
+): VolumePrediction & { readonly drainBytesPerSecond: number } {
   const history = input.rounds.flatMap((r) => r.volumes.filter((v) => v.volume === volume))
   const last = history[history.length - 1] as VolumeRoundStats
   const dirty = dirtyRate(history)
@@ -106,7 +119,11 @@ function predictVolume(volume: string, input: PredictorInput, link: number): Vol
     pending !== undefined
       ? pending + dirty * (hooksAndPauseMs / 1000)
       : dirty * ((Math.max(0, last.totalMs - last.snapshotMs) + hooksAndPauseMs) / 1000)
-  const sendMs = Number.isFinite(link) ? (finalDeltaBytes / link) * 1000 : 0
+  const capacity = extentCapacity(history, link)
+  const extentBytes = meanExtentBytes(history)
+  const byLinkMs = Number.isFinite(link) ? (finalDeltaBytes / link) * 1000 : 0
+  const byExtentsMs = Number.isFinite(capacity) ? (finalDeltaBytes / extentBytes / capacity) * 1000 : 0
+  const sendMs = Math.max(byLinkMs, byExtentsMs)
   const fixedMs = fixedOverhead(history, link, scanRate)
   const snapshotMs = median(history.map((h) => h.snapshotMs))
   const finalRoundMs = snapshotMs + Math.max(scanMs, sendMs) + fixedMs
@@ -118,6 +135,8 @@ function predictVolume(volume: string, input: PredictorInput, link: number): Vol
     finalDeltaBytes,
     scanMs,
     sendMs,
+    extentCapacity: capacity,
+    drainBytesPerSecond: drainRate(history),
     fixedMs,
     snapshotMs,
     finalRoundMs,
@@ -141,6 +160,51 @@ export function dirtyRate(history: readonly VolumeRoundStats[]): number {
   return num / den
 }
 
+/** Delta rounds with at least this many extents say something about the per-extent cost. */
+const MIN_EXTENTS = 1024
+
+/**
+ * Extents per second the volume's path handles when nothing else competes. Small extents cost per
+ * extent, not per byte (an OSD op each on both sides), and during warm rounds the workload's own writes
+ * take their share of the same OSDs; the final round runs after the workload stopped. So each recent
+ * extent-bound delta round (one that moved its changed bytes at under half the link rate) gives
+ * capacity = extents it drained per second of transfer + extents the workload dirtied per second
+ * (extents ÷ interval); the median of the last three. Infinity when no round was extent-bound.
+ */
+export function extentCapacity(history: readonly VolumeRoundStats[], link: number): number {
+  const caps = history
+    .filter(
+      (h) =>
+        h.fromSnap !== null &&
+        h.extents >= MIN_EXTENTS &&
+        h.transferMs > 0 &&
+        (h.intervalMs ?? 0) > 0 &&
+        changedBytes(h) / (h.transferMs / 1000) < link / 2,
+    )
+    .slice(-3)
+    .map((h) => h.extents / (h.transferMs / 1000) + h.extents / ((h.intervalMs as number) / 1000))
+  return caps.length > 0 ? median(caps) : Number.POSITIVE_INFINITY
+}
+
+/** Mean changed bytes per extent over the delta rounds (4 KiB when none shipped any). */
+function meanExtentBytes(history: readonly VolumeRoundStats[]): number {
+  let bytes = 0
+  let extents = 0
+  for (const h of history.filter((x) => x.fromSnap !== null)) {
+    bytes += changedBytes(h)
+    extents += h.extents
+  }
+  return extents > 0 && bytes > 0 ? bytes / extents : 4096
+}
+
+/** Changed bytes per second the last three delta rounds moved (while the workload ran). */
+function drainRate(history: readonly VolumeRoundStats[]): number {
+  const deltas = history.filter((h) => h.fromSnap !== null && h.transferMs > 0).slice(-3)
+  const bytes = deltas.reduce((n, h) => n + changedBytes(h), 0)
+  const ms = deltas.reduce((n, h) => n + h.transferMs, 0)
+  return ms > 0 ? bytes / (ms / 1000) : 0
+}
+
 /** The link rate: the best throughput a round achieved (a lower bound), capped by the configured limit. */
 export function linkRate(rounds: readonly PipelineRound[], limit: number): number {
   let best = 0
@@ -162,12 +226,16 @@ function bestRate(pairs: readonly (readonly [number, number])[]): number | undef
 
 /** What a round costs beyond snapshot, scan and bytes: process and protocol overhead (median residual). */
 function fixedOverhead(history: readonly VolumeRoundStats[], link: number, scanRate: number): number {
+  const capacity = extentCapacity(history, link)
   const residuals = history
     .filter((h) => h.fromSnap !== null)
     .map((h) => {
       const scan = (h.scannedBytes / scanRate) * 1000
-      const send = Number.isFinite(link) ? (h.streamBytes / link) * 1000 : 0
-      return Math.max(0, h.totalMs - h.snapshotMs - Math.max(scan, send))
+      const byLink = Number.isFinite(link) ? (h.streamBytes / link) * 1000 : 0
+      // The extents' share of the round, at the capacity left over by the workload at the time.
+      const left = capacity - (h.intervalMs ? h.extents / (h.intervalMs / 1000) : 0)
+      const byExtents = Number.isFinite(capacity) && left > 0 ? (h.extents / left) * 1000 : 0
+      return Math.max(0, h.totalMs - h.snapshotMs - Math.max(scan, byLink, byExtents))
     })
   return residuals.length > 0 ? median(residuals) : 50
 }

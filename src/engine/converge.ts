@@ -195,9 +195,11 @@ function decisionName(d: Decision): string {
 }
 
 export function describePrediction(p: Prediction): string {
-  const link = Number.isFinite(p.linkBytesPerSecond)
+  let link = Number.isFinite(p.linkBytesPerSecond)
     ? formatRate(p.linkBytesPerSecond)
     : 'a link not measured yet'
+  const caps = p.volumes.map((v) => v.extentCapacity).filter(Number.isFinite)
+  if (caps.length > 0) link += ` or ${Math.round(Math.min(...caps))} extents/s`
   return `window ${formatDuration(p.windowMs)} (final delta ~${formatBytes(p.finalDeltaBytes)} at ${link}, round ${formatDuration(p.finalRoundMs)}, verify ${formatDuration(p.verifyMs)}, hooks ${formatDuration(p.beforeHooksMs + p.afterHooksMs)}); dirty ${formatRate(p.dirtyBytesPerSecond)}`
 }
 

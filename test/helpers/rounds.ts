@@ -11,6 +11,21 @@ export interface FakeWorkload {
   readonly scanRate: number
   readonly snapshotMs: number
   readonly overheadMs: number
+  /**
+   * Extents per second the source and destination handle in all (OSD ops), shared with the workload's
+   * own writes while it runs; absent: extents cost nothing beyond their bytes.
+   */
+  readonly extentCapacity?: number
+  /** Size of the workload's writes (default 4 KiB). */
+  readonly extentBytes?: number
+}
+
+/** How long moving `bytes` in `extents` takes while the workload writes (or, `stopped`, after it stopped). */
+function sendTime(w: FakeWorkload, bytes: number, extents: number, stopped: boolean): number {
+  const byLink = (bytes / w.link) * 1000
+  if (w.extentCapacity === undefined) return byLink
+  const workload = stopped ? 0 : w.dirtyRate / (w.extentBytes ?? 4096)
+  return Math.max(byLink, (extents / (w.extentCapacity - workload)) * 1000)
 }
 
 /** Simulate `n` rounds: each ships what was dirtied during the previous one. Deterministic. */
@@ -24,7 +39,9 @@ export function simulateRounds(w: FakeWorkload, n: number, baseBytes: number): P
     const intervalMs = prevStart === null ? null : startedAt - prevSnapAt
     const changed = r === 0 ? baseBytes : (w.dirtyRate * (intervalMs as number)) / 1000
     const scanMs = w.scanRate > 0 ? (w.volumeSize / w.scanRate) * 1000 : 0
-    const sendMs = (changed / w.link) * 1000
+    // The base is mostly whole objects; deltas are the workload's own small writes.
+    const extents = r === 0 ? Math.ceil(changed / (4 << 20)) : Math.ceil(changed / (w.extentBytes ?? 4096))
+    const sendMs = sendTime(w, changed, extents, false)
     const transferMs = Math.max(scanMs, sendMs) + w.overheadMs
     const totalMs = w.snapshotMs + transferMs
     const v: VolumeRoundStats = {
@@ -43,7 +60,7 @@ export function simulateRounds(w: FakeWorkload, n: number, baseBytes: number): P
       streamBytes: changed + 40,
       dataBytes: changed,
       zeroBytes: 0,
-      extents: Math.ceil(changed / 4096),
+      extents,
       volumeSize: w.volumeSize,
       repairedExtents: 0,
     }
@@ -61,5 +78,6 @@ export function simulateCutover(w: FakeWorkload, rounds: readonly PipelineRound[
   // Writes made while the last snapshot was being taken are in it; the rest of that round's are not.
   const finalBytes = (w.dirtyRate * (last.totalMs - last.snapshotMs)) / 1000
   const scanMs = w.scanRate > 0 ? (w.volumeSize / w.scanRate) * 1000 : 0
-  return w.snapshotMs + Math.max(scanMs, (finalBytes / w.link) * 1000) + w.overheadMs
+  const finalExtents = Math.ceil(finalBytes / (w.extentBytes ?? 4096))
+  return w.snapshotMs + Math.max(scanMs, sendTime(w, finalBytes, finalExtents, true)) + w.overheadMs
 }

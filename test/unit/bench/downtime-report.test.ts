@@ -14,6 +14,7 @@ import {
   GiB,
   type MethodRun,
   MiB,
+  mergeResults,
   physicalFloorMs,
   type ScenarioResult,
   scenarioName,
@@ -99,5 +100,22 @@ describe('downtime bench report', () => {
     ])
       expect(svg).toContain(label)
     expect(svg).not.toContain('NaN')
+  })
+
+  it('merges a new run into the saved results: a scenario measured again replaces the old one, in matrix order', () => {
+    const unshaped: ScenarioResult = { ...result, scenario: { ...result.scenario, link: undefined } }
+    const oneMiB: ScenarioResult = { ...result, scenario: { ...result.scenario, writer: MiB } }
+    const again: ScenarioResult = {
+      ...result,
+      runs: [run('snapferry', 500)],
+      measured: { at: '2026-11-22T10:00:00.000Z', command: 'npm run bench:downtime', commit: 'abc1234' },
+    }
+    const merged = mergeResults([unshaped, result, oneMiB], [again])
+    expect(merged.map((r) => scenarioName(r.scenario))).toEqual([
+      '1GiB-1MiBps-100mbit',
+      '1GiB-2MiBps-100mbit',
+      '1GiB-2MiBps-unshaped',
+    ])
+    expect(merged[1]).toBe(again)
   })
 })

@@ -67,6 +67,58 @@ describe('predictor', () => {
     }
   })
 
+  it('predicts extent-bound rounds: the workload shares the source with the export, the final round has it alone', () => {
+    // Like the downtime bench at 2 MiB/s: 512 random 4 KiB writes/s against ~1,200 extents/s in all, so
+    // warm rounds drain ~690 extents/s and the final round ~1,200/s; the 12 MB/s link is never the limit.
+    for (const [dirtyRate, extentCapacity] of [
+      [2 * MiB, 1200],
+      [1 * MiB, 700],
+      [3 * MiB, 1000],
+    ] as const) {
+      const w = {
+        dirtyRate,
+        link: 12e6,
+        volumeSize: 1 << 30,
+        scanRate: 0,
+        snapshotMs: 150,
+        overheadMs: 120,
+        extentCapacity,
+      }
+      const rounds = simulateRounds(w, 7, 700 * MiB)
+      const p = predictWindow({ ...base, rounds })
+      const truth = simulateCutover(w, rounds)
+      // Within 10 %: the per-round overhead spent inside the transfer is counted as extent time.
+      expect(Math.abs(p.windowMs - truth) / truth).toBeLessThan(0.1)
+      const v = p.volumes[0]
+      expect(Math.abs((v?.extentCapacity ?? 0) - extentCapacity) / extentCapacity).toBeLessThan(0.03)
+      // Without the workload's share, the final round would be predicted as slow as the warm ones.
+      const warmDrain = extentCapacity - dirtyRate / 4096
+      expect(v?.sendMs).toBeLessThan(((v?.finalDeltaBytes ?? 0) / 4096 / warmDrain) * 1000 * 0.9)
+      // The rounds drained the capacity the workload left over.
+      const drain = (extentCapacity - dirtyRate / 4096) * 4096
+      expect(Math.abs(p.drainBytesPerSecond - drain) / drain).toBeLessThan(0.05)
+    }
+  })
+
+  it('leaves link-bound rounds to the link: large writes never make extents the limit', () => {
+    const w = {
+      dirtyRate: 4 * MiB,
+      link: 12e6,
+      volumeSize: 1 << 30,
+      scanRate: 0,
+      snapshotMs: 100,
+      overheadMs: 50,
+      extentCapacity: 2000,
+      extentBytes: 1 << 20,
+    }
+    const rounds = simulateRounds(w, 6, 700 * MiB)
+    const p = predictWindow({ ...base, rounds })
+    const v = p.volumes[0]
+    expect(v?.sendMs).toBeCloseTo((v?.finalDeltaBytes ?? 0) / (p.linkBytesPerSecond / 1000), 0)
+    const truth = simulateCutover(w, rounds)
+    expect(Math.abs(p.windowMs - truth) / truth).toBeLessThan(0.05)
+  })
+
   it('adds the full scan of drivers that must scan, and the verification read', () => {
     const w = {
       dirtyRate: MiB,
@@ -183,8 +235,62 @@ describe('convergence policy', () => {
     expect(d.policy).toBe('fail')
     expect(d.maxRounds).toBe(false)
     expect(d.reason).toBe(
-      'deltas stopped shrinking: the last 3 rounds shipped 326 MiB, 652 MiB, 1.27 GiB; the workload dirties 8.00 MiB/s and the link drains 4.00 MiB/s; predicted window 10m52s vs target 1.00 s',
+      'deltas stopped shrinking: the last 3 rounds shipped 326 MiB, 652 MiB, 1.27 GiB; the workload dirties 8.00 MiB/s and the rounds drain 4.00 MiB/s; predicted window 10m52s vs target 1.00 s',
     )
+  })
+
+  it('stops as soon as the next delta is predicted no smaller than the last, not rounds later', () => {
+    // Extent-bound like the bench at 4 MiB/s: the first deltas shrink (the base moved big extents
+    // fast), then each round takes longer than the one before and the deltas grow.
+    const w = {
+      dirtyRate: 3 * MiB,
+      link: 12e6,
+      volumeSize: 1 << 30,
+      scanRate: 0,
+      snapshotMs: 150,
+      overheadMs: 100,
+      extentCapacity: 1300,
+    }
+    const all = simulateRounds(w, 12, 900 * MiB)
+    const deltas = all.slice(1).map((r) => r.volumes[0]?.dataBytes ?? 0)
+    let stoppedAt = -1
+    let reason = ''
+    for (let n = 2; n <= all.length && stoppedAt < 0; n++) {
+      const rounds = all.slice(0, n)
+      const d = decide(rounds, predictWindow({ ...base, rounds }), { ...cfg, onStall: 'cutover' })
+      if (d.action === 'stalled') {
+        stoppedAt = n - 1
+        reason = d.reason
+      }
+    }
+    // It stops on the first delta round whose successor would not be 10 % smaller, i.e. with the
+    // smallest delta this workload allows.
+    const firstNoShrink =
+      deltas.findIndex((b, i) => i + 1 < deltas.length && (deltas[i + 1] as number) >= 0.9 * b) + 1
+    expect(stoppedAt).toBe(firstNoShrink)
+    expect(deltas[stoppedAt - 1]).toBe(Math.min(...deltas.slice(0, stoppedAt + 3)))
+    expect(reason).toBe(
+      'deltas stopped shrinking: the next would be ~342 MiB after the last round shipped 237 MiB; the workload dirties 3.00 MiB/s and the rounds drain 2.08 MiB/s; predicted window 1m08s vs target 1.00 s',
+    )
+  })
+
+  it('does not stop a workload whose deltas keep shrinking', () => {
+    const w = {
+      dirtyRate: 2 * MiB,
+      link: 12e6,
+      volumeSize: 1 << 30,
+      scanRate: 0,
+      snapshotMs: 150,
+      overheadMs: 100,
+      extentCapacity: 2500,
+    }
+    const all = simulateRounds(w, 8, 900 * MiB)
+    for (let n = 2; n <= all.length; n++) {
+      const rounds = all.slice(0, n)
+      const d = decide(rounds, predictWindow({ ...base, rounds }), { ...cfg, targetDowntimeMs: 10 })
+      const [prev, last] = rounds.slice(-2).map((r) => r.volumes[0]?.dataBytes ?? 0)
+      if (n > 2 && (last as number) < 0.8 * (prev as number)) expect(d.action).toBe('continue')
+    }
   })
 
   it('obeys the stall policy, and stops at maxRounds', () => {

@@ -186,15 +186,14 @@ export function extentCapacity(history: readonly VolumeRoundStats[], link: numbe
   return caps.length > 0 ? median(caps) : Number.POSITIVE_INFINITY
 }
 
-/** Mean changed bytes per extent over the delta rounds (4 KiB when none shipped any). */
+/**
+ * Changed bytes per extent in the latest delta round that shipped any (4 KiB when none did). The latest,
+ * not an average: early deltas carry large extents (Pacific reports a whole object's tail on its first
+ * write past the end), later ones only the workload's own writes.
+ */
 function meanExtentBytes(history: readonly VolumeRoundStats[]): number {
-  let bytes = 0
-  let extents = 0
-  for (const h of history.filter((x) => x.fromSnap !== null)) {
-    bytes += changedBytes(h)
-    extents += h.extents
-  }
-  return extents > 0 && bytes > 0 ? bytes / extents : 4096
+  const last = history.filter((x) => x.fromSnap !== null && x.extents > 0 && changedBytes(x) > 0).pop()
+  return last ? changedBytes(last) / last.extents : 4096
 }
 
 /** Changed bytes per second the last three delta rounds moved (while the workload ran). */

@@ -120,6 +120,13 @@ async function runAll(): Promise<ScenarioResult[]> {
   )
   const work = keepDir ?? (await mkdtemp(path.join(tmpdir(), 'sf-downtime-')))
   const regions = await startCephRegions(ROOT)
+  // Stopped with Ctrl-C or kill: take the clusters, namespaces and sshds down instead of leaving them.
+  const interrupted = (sig: NodeJS.Signals) => {
+    process.stderr.write(`\n${sig}: stopping the clusters and namespaces\n`)
+    void regions.stop().finally(() => process.exit(130))
+  }
+  process.once('SIGINT', interrupted)
+  process.once('SIGTERM', interrupted)
   const results: ScenarioResult[] = []
   try {
     const rates = new Map<string, number>()
@@ -142,7 +149,7 @@ async function runAll(): Promise<ScenarioResult[]> {
         methods,
         onRun: (run) =>
           process.stderr.write(
-            `  ${run.method}: window ${(run.windowMs / 1000).toFixed(2)} s, ${run.warmRounds} warm rounds, final delta ${(run.finalDeltaBytes / 1048576).toFixed(2)} MiB${run.predictedMs ? `, predicted ${(run.predictedMs / 1000).toFixed(2)} s (own measure ${((run.downtimeMs ?? 0) / 1000).toFixed(2)} s)` : ''}, writer ${(run.writerBytesPerSecond / 1048576).toFixed(2)} MiB/s, identical ${run.identical}\n`,
+            `  ${run.method}: window ${(run.windowMs / 1000).toFixed(2)} s, ${run.warmRounds} warm rounds, final delta ${(run.finalDeltaBytes / 1048576).toFixed(2)} MiB${run.predictedMs ? `, predicted ${(run.predictedMs / 1000).toFixed(2)} s (own measure ${((run.downtimeMs ?? 0) / 1000).toFixed(2)} s)` : ''}, writer ${(run.writerBytesPerSecond / 1048576).toFixed(2)} MiB/s, CPU stolen ${run.cpuSteal === undefined ? '?' : `${(run.cpuSteal * 100).toFixed(0)} %`}, identical ${run.identical}\n`,
           ),
       })
       const measured = { at: new Date().toISOString(), command, commit }

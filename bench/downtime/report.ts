@@ -56,13 +56,13 @@ export function summaryTable(results: readonly ScenarioResult[]): string {
 
 export function detailTable(results: readonly ScenarioResult[]): string {
   const rows = [
-    '| scenario | method | window | final snapshot | final delta MiB | wire MB | total | writer achieved MiB/s |',
-    '|---|---|---|---|---|---|---|---|',
+    '| scenario | method | window | final snapshot | final delta MiB | wire MB | total | writer achieved MiB/s | CPU stolen |',
+    '|---|---|---|---|---|---|---|---|---|',
   ]
   for (const r of results)
     for (const m of r.runs)
       rows.push(
-        `| ${scenarioName(r.scenario)} | ${m.method} | ${s(m.windowMs)} | ${s(m.finalSnapshotMs)} | ${mib(m.finalDeltaBytes)} | ${(m.wireBytes / 1e6).toFixed(0)} | ${s(m.totalMs)} | ${(m.writerBytesPerSecond / MiB).toFixed(2)} |`,
+        `| ${scenarioName(r.scenario)} | ${m.method} | ${s(m.windowMs)} | ${s(m.finalSnapshotMs)} | ${mib(m.finalDeltaBytes)} | ${(m.wireBytes / 1e6).toFixed(0)} | ${s(m.totalMs)} | ${(m.writerBytesPerSecond / MiB).toFixed(2)} | ${m.cpuSteal === undefined ? '—' : `${(m.cpuSteal * 100).toFixed(0)} %`} |`,
       )
   return rows.join('\n')
 }

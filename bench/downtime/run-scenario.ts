@@ -2,6 +2,7 @@
 import { mkdir, rm } from 'node:fs/promises'
 import path from 'node:path'
 import type { CephRegions } from '../lib/ceph-regions.js'
+import { sampleCpu, stealShare } from './cpu-steal.js'
 import { runInA } from './run-context.js'
 import { runManual } from './run-manual.js'
 import { runSnapferry } from './run-snapferry.js'
@@ -53,10 +54,12 @@ export async function runScenario(
     await makeSourceImage(regions.a, `rbd/${ctx.srcImage}`, s.imageBytes)
     const writer = await startWriter(regions.a, repoRoot, 'rbd', ctx.srcImage, s.writer, dir)
     try {
-      const run =
+      const cpu0 = await sampleCpu()
+      const measured =
         method === 'snapferry'
           ? await runSnapferry({ ...ctx, writer }, opts.targetDowntime)
           : await runManual({ ...ctx, writer }, method, warm)
+      const run = { ...measured, cpuSteal: stealShare(cpu0, await sampleCpu()) }
       runs.push(run)
       opts.onRun?.(run)
       return run

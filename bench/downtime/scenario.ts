@@ -45,6 +45,8 @@ export interface MethodRun {
   readonly identical: boolean
   /** What the live writer really wrote per second during this run. */
   readonly writerBytesPerSecond: number
+  /** Share of CPU time the hypervisor stole during this run (0..1; absent in old results). */
+  readonly cpuSteal?: number | undefined
 }
 
 export interface ScenarioResult {

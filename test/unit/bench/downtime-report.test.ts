@@ -1,6 +1,7 @@
 /** The downtime bench's pure parts: the physical floor, ratios, prediction error, the generated section and picture. */
 import { describe, expect, it } from 'vitest'
 import { scenarioChart } from '../../../bench/downtime/chart.js'
+import { parseProcStat, stealShare } from '../../../bench/downtime/cpu-steal.js'
 import {
   MARK_END,
   MARK_START,
@@ -117,5 +118,14 @@ describe('downtime bench report', () => {
       '1GiB-2MiBps-unshaped',
     ])
     expect(merged[1]).toBe(again)
+  })
+
+  it('reads the hypervisor steal share from /proc/stat', () => {
+    const a = parseProcStat('cpu  100 0 50 800 10 0 0 40 0 0\ncpu0 1 2 3\n')
+    const b = parseProcStat('cpu  200 0 100 900 10 0 0 140 0 0\n')
+    expect(a).toEqual({ steal: 40, total: 1000 })
+    expect(stealShare(a, b)).toBeCloseTo(100 / 350, 10)
+    expect(stealShare(a, undefined)).toBeUndefined()
+    expect(parseProcStat('intr 1 2 3')).toBeUndefined()
   })
 })

@@ -106,6 +106,8 @@ function breakdown(
   }
   out['final snapshot'] = final.snapshotMs
   out['final transfer'] = final.transferMs
+  // The destination's apply, as it reported it: when each step ended, ms after the apply began.
+  for (const [k, v] of Object.entries(final.applyPhasesMs ?? {})) out[`apply: ${k}`] = v
   out['hook exit after writer stopped'] = Math.max(0, (started.get('final-delta') ?? stoppedAt) - stoppedAt)
   return out
 }

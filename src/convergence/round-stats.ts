@@ -26,6 +26,8 @@ export interface VolumeRoundStats {
   readonly repairedExtents: number
   /** How the destination applied the delta when its driver had a choice (rbd: staged-file or stdin). */
   readonly applyMode?: string | undefined
+  /** When each step of the destination's apply ended, ms after it began (see ImportResult.phasesMs). */
+  readonly applyPhasesMs?: Readonly<Record<string, number>> | undefined
   /** Bytes on the wire between agents (frames after compression, re-sent frames included). */
   readonly wireBytes?: number | undefined
   /** Times the transfer resumed after a dropped link or a refused damaged segment. */

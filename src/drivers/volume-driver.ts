@@ -81,6 +81,8 @@ export interface ImportResult extends TransferStats {
   readonly size: number
   /** How the driver applied it, when it had a choice (rbd: 'staged-file' or 'stdin'). */
   readonly applyMode?: string | undefined
+  /** When each step of the apply ended, ms after it began (rbd: first bytes, checks, marker, import-diff). */
+  readonly phasesMs?: Readonly<Record<string, number>> | undefined
 }
 
 export interface ExportRequest {

@@ -81,6 +81,7 @@ export async function runRound(i: RoundInput): Promise<VolumeRoundStats> {
       volumeSize: r.exported.size,
       repairedExtents: i.repair?.length ?? 0,
       ...(r.imported.applyMode ? { applyMode: r.imported.applyMode } : {}),
+      ...(r.imported.phasesMs ? { applyPhasesMs: r.imported.phasesMs } : {}),
       ...(r.wireBytes !== undefined ? { wireBytes: r.wireBytes, resumes: r.resumes ?? 0 } : {}),
     }
     await journal.append({ type: 'round-completed', stats })

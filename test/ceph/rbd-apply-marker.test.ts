@@ -79,7 +79,17 @@ describeCeph('rbd apply marker', () => {
     expect(await dst.checkHead('snapferry-0001-a')).toEqual({ matches: true })
     await rbdWrite(A, `rbd/${image}`, 4 * MiB, Buffer.alloc(4096, 3))
     await ship(src, dst, { from: 'snapferry-0001-a', to: 'snapferry-0002-a' })
-    await ship(src, dst, { from: 'snapferry-0002-a', to: 'snapferry-0003-a' })
+    const last = await ship(src, dst, { from: 'snapferry-0002-a', to: 'snapferry-0003-a' })
+    // The apply says where its time went, in order: the checks, then the marker, then import-diff.
+    const ph = last.imported.phasesMs ?? {}
+    expect(Object.keys(ph).sort()).toEqual(
+      ['checks passed', 'destination state', 'first bytes', 'import-diff done', 'marker set'].sort(),
+    )
+    expect(ph['checks passed']).toBeGreaterThanOrEqual(
+      Math.max(ph['first bytes'] ?? 0, ph['destination state'] ?? 0),
+    )
+    expect(ph['marker set']).toBeGreaterThanOrEqual(ph['checks passed'] ?? 0)
+    expect(ph['import-diff done']).toBeGreaterThanOrEqual(ph['marker set'] ?? 0)
     // The last apply removes its own marker after returning: gone within moments.
     expect(await markerAfterSettling(image)).toBeUndefined()
     const [a, b] = await Promise.all([

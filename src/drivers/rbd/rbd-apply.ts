@@ -10,9 +10,10 @@ import { SnapferryError } from '../../errors/snapferry-error.js'
 import { assertEndSnapshotAbsent, decodeRequestedDelta } from '../import-preconditions.js'
 import { isOwnSnapshot } from '../snapshot-names.js'
 import type { Extent, HeadState, ImportRequest, ImportResult, SnapshotInfo } from '../volume-driver.js'
+import type { StreamingRbd } from './rbd-cli.js'
 import type { RbdDriverOptions } from './rbd-driver.js'
 import type { RbdExtent, RbdImage } from './rbd-image.js'
-import { importDiffChunks, stageFileFor } from './rbd-import.js'
+import { importDiffChunks, stageFileFor, startImportDiff } from './rbd-import.js'
 
 /** image-meta key set while an apply runs: tells an interrupted apply from foreign writes. */
 export const MARKER_KEY = 'snapferry.applying'
@@ -55,9 +56,39 @@ export async function importIntoImage(
   // Every read the checks need runs at once, while the delta's first bytes are still on their way: each
   // rbd call costs a process start and a cluster connection, and they add up inside a cutover window.
   const state = readState(d, req)
+  // A delta's import-diff starts now, beside the checks (a process start and a cluster connection off
+  // the critical path); it reads nothing until the checks passed and the marker is set. A base's image
+  // may not exist yet, and a staged apply starts its own.
+  const early =
+    req.fromSnap !== undefined && d.opts.stageLimit === 0
+      ? startImportDiff(d.opts.connection, d.img.spec)
+      : undefined
+  try {
+    return await applyWith(d, req, source, state, early, t0)
+  } finally {
+    early?.kill()
+  }
+}
+
+async function applyWith(
+  d: RbdApplyContext,
+  req: ImportRequest,
+  source: Readable | AsyncIterable<Uint8Array>,
+  state: ReturnType<typeof readState>,
+  early: StreamingRbd | undefined,
+  t0: number,
+): Promise<ImportResult> {
+  const since = () => Math.round(performance.now() - t0)
+  const phases: Record<string, number> = {}
   const [decoded, { size, snaps, marker }] = await Promise.all([
-    decodeRequestedDelta(source, req, d.label),
-    state.facts,
+    decodeRequestedDelta(source, req, d.label).then((x) => {
+      phases['first bytes'] = since()
+      return x
+    }),
+    state.facts.then((x) => {
+      phases['destination state'] = since()
+      return x
+    }),
   ])
   const h = decoded.header
   assertEndSnapshotAbsent(snaps, req, d.label)
@@ -71,7 +102,9 @@ export async function importIntoImage(
     toSnap: req.toSnap,
     startedAt: new Date().toISOString(),
   }
+  phases['checks passed'] = since()
   await d.img.metaSet(MARKER_KEY, JSON.stringify(m), req.signal)
+  phases['marker set'] = since()
   const c = newCounters()
   // The stream's 't' names the snapshot import-diff creates: always the requested one.
   const chunks = countBytes(encodeDiffV1({ ...h, toSnap: req.toSnap }, countRecords(decoded.records, c)), c)
@@ -85,6 +118,7 @@ export async function importIntoImage(
       signal: req.signal,
     },
     chunks,
+    early,
   )
   // The end snapshot now exists, which already tells a finished apply from an interrupted one; removing
   // the marker need not sit between the apply and its caller (inside a cutover window, that is ~0.1 s).
@@ -94,6 +128,7 @@ export async function importIntoImage(
     streamBytes: decoded.bytesRead(),
     size: h.size,
     applyMode,
+    phasesMs: { ...phases, 'import-diff done': since() },
     durationMs: performance.now() - t0,
   }
 }

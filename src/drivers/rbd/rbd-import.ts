@@ -8,7 +8,7 @@ import { type FileHandle, open, readFile, rm } from 'node:fs/promises'
 import path from 'node:path'
 import type { Writable } from 'node:stream'
 import { SnapferryError } from '../../errors/snapferry-error.js'
-import { type RbdConnection, rbd, rbdStream } from './rbd-cli.js'
+import { type RbdConnection, rbd, rbdStream, type StreamingRbd } from './rbd-cli.js'
 
 export type ApplyMode = 'staged-file' | 'stdin'
 
@@ -20,11 +20,28 @@ export interface ImportDiffOptions {
   readonly signal?: AbortSignal | undefined
 }
 
-/** Feed encoded chunks to import-diff; returns how it was applied. */
+/**
+ * `rbd import-diff -` started ahead of its input: it starts, connects and opens the image while the
+ * apply's checks run, then waits on stdin (it writes nothing before the diff's first record arrives).
+ * Killed unused, or when its stdin closes early, it exits without having written anything.
+ */
+export function startImportDiff(conn: RbdConnection, spec: string): StreamingRbd {
+  return rbdStream(conn, ['import-diff', '--no-progress', '-', spec], `import-diff into ${spec}`, {
+    stdin: true,
+    stdout: false,
+  })
+}
+
+/**
+ * Feed encoded chunks to import-diff; returns how it was applied. With `started` (an import-diff begun
+ * by startImportDiff), the chunks stream straight into it: no staging.
+ */
 export async function importDiffChunks(
   o: ImportDiffOptions,
   chunks: AsyncIterable<Buffer>,
+  started?: StreamingRbd,
 ): Promise<ApplyMode> {
+  if (started) return streamInto(started, chunks)
   let fh: FileHandle | undefined = await open(o.stageFile, 'w', 0o600)
   let staged = 0
   let stdin: ReturnType<typeof rbdStream> | undefined
@@ -74,6 +91,17 @@ export async function importDiffChunks(
     await fh?.close().catch(() => {})
     stdin?.kill()
     await rm(o.stageFile, { force: true })
+  }
+}
+
+async function streamInto(p: StreamingRbd, chunks: AsyncIterable<Buffer>): Promise<ApplyMode> {
+  try {
+    for await (const chunk of chunks) await writeAll(p.stdin as Writable, chunk, p.done)
+    ;(p.stdin as Writable).end()
+    await p.done
+    return 'stdin'
+  } finally {
+    p.kill()
   }
 }
 

@@ -156,7 +156,7 @@ async function runAll(): Promise<ScenarioResult[]> {
       results.push({ ...r, measured })
       if (writeDocs) {
         const merged = mergeResults(await loadSaved(), [{ ...r, measured }])
-        await writeFile(SAVED, `${JSON.stringify(merged, null, 1)}\n`)
+        await writeFile(SAVED, `${JSON.stringify(merged, null, 2)}\n`)
         await writeDocsFor(merged, MERGED_HEADER)
       }
       const same = ratio(r, 'manual')
@@ -164,7 +164,7 @@ async function runAll(): Promise<ScenarioResult[]> {
       console.log(
         `${scenarioName(r.scenario)}: manual ÷ snapferry window = ${same?.toFixed(2) ?? '—'}× (same rounds), ${three?.toFixed(2) ?? '—'}× (3 rounds)`,
       )
-      if (jsonOut) await writeFile(jsonOut, JSON.stringify(results, null, 1))
+      if (jsonOut) await writeFile(jsonOut, JSON.stringify(results, null, 2))
     }
   } finally {
     await regions.stop()

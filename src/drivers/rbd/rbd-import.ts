@@ -41,7 +41,7 @@ export async function importDiffChunks(
   chunks: AsyncIterable<Buffer>,
   started?: StreamingRbd,
 ): Promise<ApplyMode> {
-  if (started) return streamInto(started, chunks)
+  if (started) return streamInto(started, chunks, o.signal)
   let fh: FileHandle | undefined = await open(o.stageFile, 'w', 0o600)
   let staged = 0
   let stdin: ReturnType<typeof rbdStream> | undefined
@@ -94,9 +94,16 @@ export async function importDiffChunks(
   }
 }
 
-async function streamInto(p: StreamingRbd, chunks: AsyncIterable<Buffer>): Promise<ApplyMode> {
+async function streamInto(
+  p: StreamingRbd,
+  chunks: AsyncIterable<Buffer>,
+  signal?: AbortSignal,
+): Promise<ApplyMode> {
   try {
-    for await (const chunk of chunks) await writeAll(p.stdin as Writable, chunk, p.done)
+    for await (const chunk of chunks) {
+      signal?.throwIfAborted()
+      await writeAll(p.stdin as Writable, chunk, p.done)
+    }
     ;(p.stdin as Writable).end()
     await p.done
     return 'stdin'

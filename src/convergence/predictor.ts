@@ -43,6 +43,8 @@ export interface VolumePrediction {
   readonly sendMs: number
   /** Extents per second the source and destination handle with the workload stopped (Infinity: unknown). */
   readonly extentCapacity: number
+  /** Changed bytes per second the recent delta rounds moved while the workload ran. */
+  readonly drainBytesPerSecond: number
   readonly fixedMs: number
   readonly snapshotMs: number
   readonly finalRoundMs: number
@@ -101,11 +103,7 @@ export function predictWindow(input: PredictorInput): Prediction {
   }
 }
 
-function predictVolume(
-  volume: string,
-  input: PredictorInput,
-  link: number,
-): VolumePrediction & { readonly drainBytesPerSecond: number } {
+function predictVolume(volume: string, input: PredictorInput, link: number): VolumePrediction {
   const history = input.rounds.flatMap((r) => r.volumes.filter((v) => v.volume === volume))
   const last = history[history.length - 1] as VolumeRoundStats
   const dirty = dirtyRate(history)
@@ -120,11 +118,11 @@ function predictVolume(
       ? pending + dirty * (hooksAndPauseMs / 1000)
       : dirty * ((Math.max(0, last.totalMs - last.snapshotMs) + hooksAndPauseMs) / 1000)
   const capacity = extentCapacity(history, link)
-  const extentBytes = meanExtentBytes(history)
+  const extentBytes = latestExtentBytes(history)
   const byLinkMs = Number.isFinite(link) ? (finalDeltaBytes / link) * 1000 : 0
   const byExtentsMs = Number.isFinite(capacity) ? (finalDeltaBytes / extentBytes / capacity) * 1000 : 0
   const sendMs = Math.max(byLinkMs, byExtentsMs)
-  const fixedMs = fixedOverhead(history, link, scanRate)
+  const fixedMs = fixedOverhead(history, link, scanRate, capacity)
   const snapshotMs = median(history.map((h) => h.snapshotMs))
   const finalRoundMs = snapshotMs + Math.max(scanMs, sendMs) + fixedMs
   const level = typeof input.verify === 'string' ? input.verify : (input.verify[volume] ?? 'full')
@@ -191,7 +189,7 @@ export function extentCapacity(history: readonly VolumeRoundStats[], link: numbe
  * not an average: early deltas carry large extents (Pacific reports a whole object's tail on its first
  * write past the end), later ones only the workload's own writes.
  */
-function meanExtentBytes(history: readonly VolumeRoundStats[]): number {
+function latestExtentBytes(history: readonly VolumeRoundStats[]): number {
   const last = history.filter((x) => x.fromSnap !== null && x.extents > 0 && changedBytes(x) > 0).pop()
   return last ? changedBytes(last) / last.extents : 4096
 }
@@ -224,8 +222,12 @@ function bestRate(pairs: readonly (readonly [number, number])[]): number | undef
 }
 
 /** What a round costs beyond snapshot, scan and bytes: process and protocol overhead (median residual). */
-function fixedOverhead(history: readonly VolumeRoundStats[], link: number, scanRate: number): number {
-  const capacity = extentCapacity(history, link)
+function fixedOverhead(
+  history: readonly VolumeRoundStats[],
+  link: number,
+  scanRate: number,
+  capacity: number,
+): number {
   const residuals = history
     .filter((h) => h.fromSnap !== null)
     .map((h) => {

@@ -44,7 +44,7 @@ export async function importDiffChunks(
   if (started) return streamInto(started, chunks, o.signal)
   let fh: FileHandle | undefined = await open(o.stageFile, 'w', 0o600)
   let staged = 0
-  let stdin: ReturnType<typeof rbdStream> | undefined
+  let stdin: StreamingRbd | undefined
   try {
     for await (const chunk of chunks) {
       o.signal?.throwIfAborted()
@@ -55,12 +55,7 @@ export async function importDiffChunks(
           // Too big to stage: stream what we have, then the rest, into a serial import.
           await fh.close()
           fh = undefined
-          stdin = rbdStream(
-            o.conn,
-            ['import-diff', '--no-progress', '-', o.spec],
-            `import-diff into ${o.spec}`,
-            { stdin: true, stdout: false },
-          )
+          stdin = startImportDiff(o.conn, o.spec)
           await writeAll(stdin.stdin as Writable, await readFile(o.stageFile), stdin.done)
           await rm(o.stageFile, { force: true })
         }

@@ -34,6 +34,13 @@ import {
 const DATA_CONNECT_TIMEOUT_MS = 30_000
 /** Unacknowledged frame bytes a sending agent keeps for re-sending (covers ~150 ms at 1.6 Gbit/s). */
 export const SEND_WINDOW_BYTES = 32 << 20
+/**
+ * Verified delta bytes an import holds before pausing the link. An rbd apply reads nothing for its first
+ * ~0.9 s (destination state, head guard, marker: one rbd process each); with only a few MiB of buffer
+ * the link idles meanwhile, and inside a cutover window that idle time is downtime. Bounded, so memory
+ * stays flat: at most this much per volume being imported.
+ */
+export const RECEIVE_BUFFER_BYTES = 32 << 20
 const KEEP_RESPONSES = 1000
 
 export interface AgentServerOptions {
@@ -281,6 +288,7 @@ export class AgentServer {
       codec: await SegmentCodec.create(),
       label,
       resumable: true,
+      bufferBytes: RECEIVE_BUFFER_BYTES,
       onCorrupt: (e) => this.#opts.log.warn({ volume: label, err: e.message }, 'damaged segment refused'),
     })
     const { tap, digest } = digestTap()

@@ -19,6 +19,11 @@ export interface ReceiverOptions {
   /** A connection that closes before the end fails the stream instead of waiting for another. */
   readonly resumable: boolean
   readonly onCorrupt?: (e: SnapferryError) => void
+  /**
+   * Verified bytes held for the driver before the connection is paused (default 4 MiB). A larger buffer
+   * keeps the link busy while the driver is not yet reading (an apply's destination checks).
+   */
+  readonly bufferBytes?: number
 }
 
 export interface ReceiverStats {
@@ -48,7 +53,7 @@ export class SegmentReceiver {
   constructor(o: ReceiverOptions) {
     this.#o = o
     this.output = new Readable({
-      highWaterMark: 4 << 20,
+      highWaterMark: o.bufferBytes ?? 4 << 20,
       read: () => this.#conn?.resume(),
       destroy: (err, cb) => {
         this.#conn?.destroy()

@@ -62,6 +62,20 @@ interface Run {
   /** Cut the first connection after this many frame bytes. */
   cutAfter?: number
   windowBytes?: number
+  bufferBytes?: number
+  /** Start reading the receiver's output only once it stopped accepting segments. */
+  readLate?: boolean
+}
+
+/** Resolves once the receiver accepted no segment for 300 ms; returns the bytes it then held. */
+async function acceptedWhileUnread(receiver: SegmentReceiver): Promise<number> {
+  let last = -1
+  for (let still = 0; still < 6; ) {
+    await new Promise((r) => setTimeout(r, 50))
+    still = receiver.stats.rawBytes === last ? still + 1 : 0
+    last = receiver.stats.rawBytes
+  }
+  return last
 }
 
 async function transfer(r: Run) {
@@ -77,8 +91,15 @@ async function transfer(r: Run) {
     codec: await SegmentCodec.create(),
     label: 'volume t',
     resumable: true,
+    bufferBytes: r.bufferBytes,
   })
-  const received = collect(receiver.output)
+  let heldUnread: number | undefined
+  const received = r.readLate
+    ? acceptedWhileUnread(receiver).then((n) => {
+        heldUnread = n
+        return collect(receiver.output)
+      })
+    : collect(receiver.output)
   const producing = pipeline(Readable.from(chunks(r.data, 300_000)), sender.input)
   let cut = r.cutAfter
   const settled = Promise.all([sender.done, received])
@@ -110,7 +131,7 @@ async function transfer(r: Run) {
   await producing
   const [stats, out] = await settled
   const rel = await relay
-  return { stats, out, rel, receiver }
+  return { stats, out, rel, receiver, heldUnread }
 }
 
 function* chunks(b: Buffer, n: number) {
@@ -154,6 +175,19 @@ describe('segment transfer (sender → relay → receiver over unix sockets)', (
     // Only the segments in flight at the cut are sent twice, not the whole stream.
     expect(stats.resentFrames).toBeLessThanOrEqual(9)
     expect(stats.wireBytes).toBeLessThan(data.length + 10 * 1024 * 1024)
+  })
+
+  it('takes in up to its buffer while the driver reads nothing, then delivers it all intact', async () => {
+    const data = mixed(5, 16 * 1024 * 1024)
+    const small = await transfer({ data, readLate: true })
+    expect(sha(small.out)).toBe(sha(data))
+    // Default buffer: 4 MiB held (whole 1 MiB segments; frames already parsed when it filled may add one).
+    expect(small.heldUnread).toBeGreaterThanOrEqual(4 << 20)
+    expect(small.heldUnread).toBeLessThanOrEqual(5 << 20)
+    const big = await transfer({ data, readLate: true, bufferBytes: 12 << 20 })
+    expect(sha(big.out)).toBe(sha(data))
+    expect(big.heldUnread).toBeGreaterThanOrEqual(12 << 20)
+    expect(big.heldUnread).toBeLessThanOrEqual(13 << 20)
   })
 
   it('an empty stream is one end frame', async () => {

@@ -8,7 +8,7 @@
 import type { Duplex } from 'node:stream'
 import { readHeaderLine } from '../agent-protocol/ndjson.js'
 import { SnapferryError } from '../errors/snapferry-error.js'
-import { FRAME_HEADER_BYTES } from './segment-frame.js'
+import { FLAG_END, FRAME_HEADER_BYTES } from './segment-frame.js'
 
 export interface FrameRelayOptions {
   /** A new connection to the receiving agent's stream (it answers `{"next":N}` first). */
@@ -55,6 +55,11 @@ export async function relayFrames(o: FrameRelayOptions): Promise<FrameRelayResul
   let wireBytes = 0
   let rawSeen = 0
   let maxSeq = -1
+  // The end frame's seq once forwarded, and whether the receiver acknowledged it: after that, a closing
+  // connection is the stream finishing, however long the agents then take to answer (the destination
+  // may still be applying what it buffered).
+  let endSeq: number | undefined
+  let endAcked = false
   let tamper = o.corruptWireByte
   for (;;) {
     if (done) break
@@ -71,7 +76,8 @@ export async function relayFrames(o: FrameRelayOptions): Promise<FrameRelayResul
       const s = await race(o.openSender(from))
       if (s === SETTLED) break
       src = s
-      const watcher = frameWatcher((seq, raw) => {
+      const watcher = frameWatcher((seq, raw, end) => {
+        if (end) endSeq = seq
         if (seq > maxSeq) {
           maxSeq = seq
           rawSeen += raw
@@ -79,17 +85,24 @@ export async function relayFrames(o: FrameRelayOptions): Promise<FrameRelayResul
         }
       })
       const spliced = await race(
-        splice(src, dst, async (chunk) => {
-          if (tamper !== undefined) {
-            if (tamper < chunk.length) {
-              chunk[tamper] = (chunk[tamper] as number) ^ 0xff
-              tamper = undefined
-            } else tamper -= chunk.length
-          }
-          watcher(chunk)
-          wireBytes += chunk.length
-          await o.meter?.(chunk.length)
-        }),
+        splice(
+          src,
+          dst,
+          async (chunk) => {
+            if (tamper !== undefined) {
+              if (tamper < chunk.length) {
+                chunk[tamper] = (chunk[tamper] as number) ^ 0xff
+                tamper = undefined
+              } else tamper -= chunk.length
+            }
+            watcher(chunk)
+            wireBytes += chunk.length
+            await o.meter?.(chunk.length)
+          },
+          ackWatcher((next) => {
+            if (endSeq !== undefined && next > endSeq) endAcked = true
+          }),
+        ),
       )
       if (spliced === SETTLED) break
       why = spliced
@@ -100,6 +113,10 @@ export async function relayFrames(o: FrameRelayOptions): Promise<FrameRelayResul
       dst?.destroy()
     }
     if (done) break
+    if (endAcked) {
+      await settled
+      break
+    }
     // Give the ends a moment to report completion: a connection also closes when a stream finishes.
     const finished = await race(new Promise((r) => setTimeout(r, 200)))
     if (finished === SETTLED || done) break
@@ -124,7 +141,12 @@ export async function relayFrames(o: FrameRelayOptions): Promise<FrameRelayResul
  * Pipe `src` into `dst` (with `onChunk` before each write, honouring backpressure) and `dst` back into
  * `src` (acks). Resolves with a reason when either connection closes or fails.
  */
-function splice(src: Duplex, dst: Duplex, onChunk: (b: Buffer) => Promise<void>): Promise<string> {
+function splice(
+  src: Duplex,
+  dst: Duplex,
+  onChunk: (b: Buffer) => Promise<void>,
+  onBack: (b: Buffer) => void,
+): Promise<string> {
   return new Promise((resolve) => {
     let finished = false
     const finish = (why: string) => {
@@ -146,6 +168,7 @@ function splice(src: Duplex, dst: Duplex, onChunk: (b: Buffer) => Promise<void>)
         )
     })
     dst.on('data', (line: Buffer) => {
+      onBack(line)
       if (!src.write(line)) {
         dst.pause()
         src.once('drain', () => dst.resume())
@@ -165,8 +188,27 @@ function splice(src: Duplex, dst: Duplex, onChunk: (b: Buffer) => Promise<void>)
   })
 }
 
+/** Follows the receiver's control lines (`{"ack":N}`, …) in its byte stream and reports each ack. */
+export function ackWatcher(onAck: (next: number) => void): (chunk: Buffer) => void {
+  let partial = ''
+  return (chunk) => {
+    const lines = (partial + chunk.toString('utf8')).split('\n')
+    partial = lines.pop() ?? ''
+    for (const line of lines) {
+      try {
+        const m = JSON.parse(line) as { ack?: unknown }
+        if (typeof m.ack === 'number') onAck(m.ack)
+      } catch {
+        // Not ours to judge: the sender parses these lines and fails on a bad one.
+      }
+    }
+  }
+}
+
 /** Follows frame boundaries in a byte stream (starting at a boundary) and reports each frame's header. */
-export function frameWatcher(onFrame: (seq: number, rawLen: number) => void): (chunk: Buffer) => void {
+export function frameWatcher(
+  onFrame: (seq: number, rawLen: number, end: boolean) => void,
+): (chunk: Buffer) => void {
   let head = Buffer.alloc(0)
   let skip = 0
   return (chunk) => {
@@ -183,7 +225,7 @@ export function frameWatcher(onFrame: (seq: number, rawLen: number) => void): (c
       head = Buffer.concat([head, chunk.subarray(at, at + k)])
       at += k
       if (head.length === FRAME_HEADER_BYTES) {
-        onFrame(head.readUInt32LE(8), head.readUInt32LE(12))
+        onFrame(head.readUInt32LE(8), head.readUInt32LE(12), ((head[6] as number) & FLAG_END) !== 0)
         skip = head.readUInt32LE(16)
         head = Buffer.alloc(0)
       }

@@ -6,7 +6,7 @@ import path from 'node:path'
 import { Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { relayFrames } from '../../../src/transfer/frame-relay.js'
+import { ackWatcher, relayFrames } from '../../../src/transfer/frame-relay.js'
 import { SegmentCodec } from '../../../src/transfer/segment-codec.js'
 import { decodeFrameHeader, FRAME_HEADER_BYTES, FrameParser } from '../../../src/transfer/segment-frame.js'
 import { SegmentReceiver } from '../../../src/transfer/segment-receiver.js'
@@ -139,6 +139,14 @@ function* chunks(b: Buffer, n: number) {
 }
 
 describe('segment frames', () => {
+  it('the relay reads the receiver\'s acks across chunk boundaries and skips other lines', () => {
+    const acks: number[] = []
+    const watch = ackWatcher((n) => acks.push(n))
+    watch(Buffer.from('{"next":0}\n{"ack":1}\n{"ac'))
+    watch(Buffer.from('k":2}\n{"nack":2,"reason":"x"}\nnot json\n'))
+    expect(acks).toEqual([1, 2])
+  })
+
   it('rejects a damaged header by name', () => {
     const p = new FrameParser()
     p.push(Buffer.alloc(FRAME_HEADER_BYTES, 7))
@@ -188,6 +196,13 @@ describe('segment transfer (sender → relay → receiver over unix sockets)', (
     expect(sha(big.out)).toBe(sha(data))
     expect(big.heldUnread).toBeGreaterThanOrEqual(12 << 20)
     expect(big.heldUnread).toBeLessThanOrEqual(13 << 20)
+    // The whole stream was acknowledged long before the receiver's reader finished: its connection
+    // closing then is the stream ending, not a break to resume from.
+    expect(small.rel.resumes).toBe(0)
+    const whole = await transfer({ data, readLate: true, bufferBytes: 32 << 20 })
+    expect(sha(whole.out)).toBe(sha(data))
+    expect(whole.heldUnread).toBe(data.length)
+    expect(whole.rel.resumes).toBe(0)
   })
 
   it('an empty stream is one end frame', async () => {

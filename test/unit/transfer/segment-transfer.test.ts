@@ -139,7 +139,7 @@ function* chunks(b: Buffer, n: number) {
 }
 
 describe('segment frames', () => {
-  it('the relay reads the receiver\'s acks across chunk boundaries and skips other lines', () => {
+  it("the relay reads the receiver's acks across chunk boundaries and skips other lines", () => {
     const acks: number[] = []
     const watch = ackWatcher((n) => acks.push(n))
     watch(Buffer.from('{"next":0}\n{"ack":1}\n{"ac'))

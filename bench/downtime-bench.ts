@@ -119,6 +119,7 @@ async function runAll(): Promise<ScenarioResult[]> {
     (s) => only.length === 0 || only.some((o) => scenarioName(s).includes(o)),
   )
   const work = keepDir ?? (await mkdtemp(path.join(tmpdir(), 'sf-downtime-')))
+  await mkdir(work, { recursive: true })
   const regions = await startCephRegions(ROOT)
   // Stopped with Ctrl-C or kill: take the clusters, namespaces and sshds down instead of leaving them.
   const interrupted = (sig: NodeJS.Signals) => {

@@ -235,7 +235,10 @@ export class RbdDriver implements VolumeDriver {
       }
     const s = snaps.find((x) => x.name === snap)
     if (!s) return { matches: false, reason: 'missing', detail: `snapshot '${snap}' does not exist` }
-    const changed = prefetched ? await prefetched : await this.headChangesSince(snap, signal)
+    let changed = prefetched ? await prefetched : await this.headChangesSince(snap, signal)
+    // A prefetched diff may be object-granular (rbd-apply's): empty proves the head equals the snapshot,
+    // anything else is settled, and named, by the exact extents.
+    if (prefetched && changed.length > 0) changed = await this.headChangesSince(snap, signal)
     if (changed.length === 0 && headSize === s.size) return { matches: true }
     const bytes = changed.reduce((n, e) => n + e.length, 0)
     return {

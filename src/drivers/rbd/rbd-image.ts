@@ -62,10 +62,25 @@ export class RbdImage {
     await this.run(['snap', 'rm', '--no-progress', `${this.spec}@${name}`], `snap rm ${name}`, signal)
   }
 
-  /** `rbd diff [--from-snap F] SPEC`: the head's extents that differ from F (or all allocated ones). */
-  async diff(fromSnap: string | undefined, signal?: AbortSignal): Promise<RbdExtent[]> {
+  /**
+   * `rbd diff [--from-snap F] SPEC`: the head's extents that differ from F (or all allocated ones).
+   * `wholeObject` reports whole objects from the object map (fast-diff) instead of asking every object
+   * for its extents: ~0.2 s instead of ~2 s on an 8 GiB image here, and never fewer objects.
+   */
+  async diff(
+    fromSnap: string | undefined,
+    signal?: AbortSignal,
+    opts: { readonly wholeObject?: boolean } = {},
+  ): Promise<RbdExtent[]> {
     const r = await this.run(
-      ['diff', ...(fromSnap ? ['--from-snap', fromSnap] : []), '--format', 'json', this.spec],
+      [
+        'diff',
+        ...(fromSnap ? ['--from-snap', fromSnap] : []),
+        ...(opts.wholeObject ? ['--whole-object'] : []),
+        '--format',
+        'json',
+        this.spec,
+      ],
       'diff',
       signal,
     )

@@ -37,6 +37,8 @@ export interface FrameRelayResult {
 }
 
 const SETTLED = Symbol('settled')
+/** Longer than any line a receiver writes back (`{"nack":N,"reason":…}` included). */
+const MAX_CONTROL_LINE = 64 << 10
 
 export async function relayFrames(o: FrameRelayOptions): Promise<FrameRelayResult> {
   let done = false
@@ -188,12 +190,17 @@ function splice(
   })
 }
 
-/** Follows the receiver's control lines (`{"ack":N}`, …) in its byte stream and reports each ack. */
+/**
+ * Follows the receiver's control lines (`{"ack":N}`, …) in its byte stream and reports each ack. Only
+ * watches: the sender reads the same lines (with its own checks and line cap) and fails on bad ones;
+ * an unfinished line longer than any control line is dropped, so a bad peer cannot grow it.
+ */
 export function ackWatcher(onAck: (next: number) => void): (chunk: Buffer) => void {
   let partial = ''
   return (chunk) => {
     const lines = (partial + chunk.toString('utf8')).split('\n')
     partial = lines.pop() ?? ''
+    if (partial.length > MAX_CONTROL_LINE) partial = ''
     for (const line of lines) {
       try {
         const m = JSON.parse(line) as { ack?: unknown }

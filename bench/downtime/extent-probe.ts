@@ -11,6 +11,7 @@ import { spawn } from 'node:child_process'
 import { mkdtemp, rm, stat } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
+import { median } from '../../src/convergence/predictor.js'
 import { startCephRegions } from '../lib/ceph-regions.js'
 import { GiB, MiB } from './scenario.js'
 import { makeSourceImage, removeImage, startWriter } from './workload.js'
@@ -61,7 +62,6 @@ async function checkReadCosts(ns: string, conf: string, spec: string): Promise<s
     p.on('close', (c) => (c === 0 ? resolve(text) : reject(new Error(`librbd reads: exit ${c}`))))
   })
   const r = JSON.parse(out) as { startMs: number; connectMs: number; readsMs: number[] }
-  const median = (xs: number[]) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)] as number
   return [
     `| destination reads as 3 parallel rbd processes (info, snap ls, image-meta get), median of 5 | ${(median(cli) / 1000).toFixed(3)} s |`,
     `| the same reads in one open librbd session (python3-rbd), median of 5 | ${(median(r.readsMs) / 1000).toFixed(3)} s |`,

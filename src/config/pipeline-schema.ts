@@ -68,6 +68,12 @@ export const rbdEndpointSchema = z.strictObject({
     .boolean()
     .default(false)
     .describe('`--whole-object` exports: whole objects instead of exact extents (fewer, bigger extents).'),
+  librbd: z
+    .boolean()
+    .default(true)
+    .describe(
+      'Short calls (snapshots, listings, diffs, image-meta) in one open librbd session (python3-rbd, a dependency of ceph-common) instead of an `rbd` process each; falls back to the CLI where python3-rbd is missing. `false`: the CLI for everything.',
+    ),
   stageDir: z
     .string()
     .min(1)

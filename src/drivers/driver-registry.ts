@@ -30,6 +30,7 @@ export function createDriver(endpoint: EndpointConfig, label: string): VolumeDri
           timeoutSeconds: endpoint.timeout / 1000,
         },
         wholeObject: endpoint.wholeObject,
+        librbd: endpoint.librbd,
         stageDir: endpoint.stageDir,
         stageLimit: endpoint.stageLimit,
         label,

@@ -10,9 +10,9 @@ import { SnapferryError } from '../../errors/snapferry-error.js'
 import { assertEndSnapshotAbsent, decodeRequestedDelta } from '../import-preconditions.js'
 import { isOwnSnapshot } from '../snapshot-names.js'
 import type { Extent, HeadState, ImportRequest, ImportResult, SnapshotInfo } from '../volume-driver.js'
-import type { StreamingRbd } from './rbd-cli.js'
+import { type StreamingRbd, stopImportDiff } from './rbd-cli.js'
 import type { RbdDriverOptions } from './rbd-driver.js'
-import type { RbdExtent, RbdImage } from './rbd-image.js'
+import type { RbdExtent, RbdImageCalls } from './rbd-image.js'
 import { importDiffChunks, stageFileFor, startImportDiff } from './rbd-import.js'
 
 /** image-meta key set while an apply runs: tells an interrupted apply from foreign writes. */
@@ -26,7 +26,7 @@ export interface Marker {
 
 /** What the apply needs from the driver. */
 export interface RbdApplyContext {
-  readonly img: RbdImage
+  readonly img: RbdImageCalls
   readonly opts: RbdDriverOptions
   readonly label: string
   listSnapshots(signal?: AbortSignal): Promise<SnapshotInfo[]>
@@ -66,7 +66,7 @@ export async function importIntoImage(
   try {
     return await applyWith(d, req, source, state, early, t0)
   } finally {
-    early?.kill()
+    if (early) await stopImportDiff(early)
   }
 }
 

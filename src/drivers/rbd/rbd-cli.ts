@@ -96,6 +96,26 @@ export function rbdStream(
   return Object.assign(p as unknown as StreamingRbd, { done })
 }
 
+/**
+ * Stop an `rbd import-diff -` that has not finished: close its stdin so it fails on the short stream (exit
+ * 74, no end snapshot) and closes the image itself; only if it is still there after `graceMs`, kill it.
+ * A killed rbd leaves its watch (and any exclusive lock it took) on the image until the OSD times the
+ * watch out, 30 s by default, and every next write to that image (the apply marker, the next import)
+ * waits that long.
+ */
+export async function stopImportDiff(p: StreamingRbd, graceMs = 5000): Promise<void> {
+  if (p.exitCode !== null || p.signalCode !== null) return
+  p.stdin?.end()
+  const exited = await Promise.race([
+    p.done.then(
+      () => true,
+      () => true,
+    ),
+    new Promise<false>((r) => setTimeout(r, graceMs, false).unref()),
+  ])
+  if (!exited) p.kill('SIGKILL')
+}
+
 function spawnError(e: Error): SnapferryError {
   return new SnapferryError('RBD_CLI_FAILED', `cannot run rbd: ${e.message}`, {
     cause: e,

@@ -27,10 +27,11 @@ import type {
   VolumeDriver,
   VolumeInfo,
 } from '../volume-driver.js'
+import { LibrbdImage } from './librbd-image.js'
 import { importIntoImage, MARKER_KEY, type Marker, type RbdApplyContext } from './rbd-apply.js'
 import { type RbdConnection, rbdStream } from './rbd-cli.js'
 import { exportDiffRecords, snapshotExtents } from './rbd-export.js'
-import { RbdImage, type RbdSnapshot } from './rbd-image.js'
+import { RbdImage, type RbdImageCalls, type RbdSnapshot } from './rbd-image.js'
 
 export interface RbdDriverOptions {
   readonly pool: string
@@ -42,6 +43,11 @@ export interface RbdDriverOptions {
   readonly stageDir?: string | undefined
   readonly stageLimit: number
   readonly label?: string | undefined
+  /**
+   * Short calls (snapshots, listings, diffs, image-meta) in one open librbd session (python3-rbd) where
+   * it is usable, instead of an rbd process each. Default true; false: the rbd CLI for everything.
+   */
+  readonly librbd?: boolean | undefined
 }
 
 export class RbdDriver implements VolumeDriver {
@@ -55,7 +61,7 @@ export class RbdDriver implements VolumeDriver {
     exportInclude: true,
   })
   readonly #o: RbdDriverOptions
-  readonly #img: RbdImage
+  readonly #img: RbdImageCalls
   readonly #ctx: RbdApplyContext
   /** Work left running after an apply returned (removing its marker); the next apply waits for it. */
   #cleanup: Promise<unknown> = Promise.resolve()
@@ -64,7 +70,10 @@ export class RbdDriver implements VolumeDriver {
   constructor(o: RbdDriverOptions) {
     this.#o = Object.freeze({ ...o })
     this.spec = `${o.pool}/${o.namespace ? `${o.namespace}/` : ''}${o.image}`
-    this.#img = new RbdImage(o.connection, this.spec, this.#label)
+    this.#img =
+      o.librbd === false
+        ? new RbdImage(o.connection, this.spec, this.#label)
+        : new LibrbdImage(o.connection, this.spec, this.#label)
     this.#ctx = {
       img: this.#img,
       opts: this.#o,
@@ -163,6 +172,8 @@ export class RbdDriver implements VolumeDriver {
       )
       await exp.process.done
     } catch (e) {
+      // Unread output would keep the process from ever closing (the sink can fail before rbd is done).
+      exp.process.stdout?.destroy()
       exp.process.kill()
       // When rbd itself failed, its error says why; the stream error is only the consequence.
       await exp.process.done.catch((rbdErr: unknown) => {

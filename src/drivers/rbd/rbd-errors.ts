@@ -61,16 +61,30 @@ export function rbdError(
     .map((l) => l.replace(/^\S+T\S+\s+\S+\s+-?\d+\s+/, '').trim())
     .filter((l) => l && !/^(Exporting|Importing|Removing)[^:]*: \d+% complete/.test(l))
   const last = lines.slice(-3).join('; ')
-  const rule = RULES.find((r) => r.match.test(stderr))
-  return new SnapferryError(
-    rule?.code ?? 'RBD_CLI_FAILED',
-    `${what}: rbd exited with status ${exitCode}${last ? `: ${last}` : ''}`,
-    {
-      hint: rule?.hint ?? 'see the rbd output in the message and the log',
-      transient: rule?.transient ?? false,
-      details: { argv: redactArgv(argv), exitCode, stderr: stderr.slice(-2000) },
-    },
-  )
+  return classified(what, `rbd exited with status ${exitCode}${last ? `: ${last}` : ''}`, stderr, {
+    argv: redactArgv(argv),
+    exitCode,
+    stderr: stderr.slice(-2000),
+  })
+}
+
+/** A failed call of the librbd session: librbd's errno and text, classified by the same rules. */
+export function librbdError(what: string, errno: number, text: string): SnapferryError {
+  return classified(what, `librbd: ${text}`, text, { errno })
+}
+
+function classified(
+  what: string,
+  summary: string,
+  text: string,
+  details: Record<string, unknown>,
+): SnapferryError {
+  const rule = RULES.find((r) => r.match.test(text))
+  return new SnapferryError(rule?.code ?? 'RBD_CLI_FAILED', `${what}: ${summary}`, {
+    hint: rule?.hint ?? 'see the rbd output in the message and the log',
+    transient: rule?.transient ?? false,
+    details,
+  })
 }
 
 /** Keys never appear in argv (snapferry passes keyring paths), but keep --key values out of logs anyway. */

@@ -8,7 +8,7 @@ import { type FileHandle, open, readFile, rm } from 'node:fs/promises'
 import path from 'node:path'
 import type { Writable } from 'node:stream'
 import { SnapferryError } from '../../errors/snapferry-error.js'
-import { type RbdConnection, rbd, rbdStream, type StreamingRbd } from './rbd-cli.js'
+import { type RbdConnection, rbd, rbdStream, type StreamingRbd, stopImportDiff } from './rbd-cli.js'
 
 export type ApplyMode = 'staged-file' | 'stdin'
 
@@ -23,7 +23,7 @@ export interface ImportDiffOptions {
 /**
  * `rbd import-diff -` started ahead of its input: it starts, connects and opens the image while the
  * apply's checks run, then waits on stdin (it writes nothing before the diff's first record arrives).
- * Killed unused, or when its stdin closes early, it exits without having written anything.
+ * Stopped unused (stopImportDiff: its stdin closes before a whole record), it exits having written nothing.
  */
 export function startImportDiff(conn: RbdConnection, spec: string): StreamingRbd {
   return rbdStream(conn, ['import-diff', '--no-progress', '-', spec], `import-diff into ${spec}`, {
@@ -84,7 +84,7 @@ export async function importDiffChunks(
     return 'stdin'
   } finally {
     await fh?.close().catch(() => {})
-    stdin?.kill()
+    if (stdin) await stopImportDiff(stdin)
     await rm(o.stageFile, { force: true })
   }
 }
@@ -103,7 +103,7 @@ async function streamInto(
     await p.done
     return 'stdin'
   } finally {
-    p.kill()
+    await stopImportDiff(p)
   }
 }
 

@@ -1,0 +1,120 @@
+/**
+ * RbdImageCalls in the process's open librbd session (librbd-session.ts), with the rbd CLI's RbdImage
+ * behind it wherever librbd is not usable (no python3-rbd, or no session could connect) and for the
+ * rare calls that create or remove images.
+ */
+
+import type { SnapferryError } from '../../errors/snapferry-error.js'
+import { type LibrbdSession, librbdSession } from './librbd-session.js'
+import type { RbdConnection } from './rbd-cli.js'
+import { type RbdExtent, RbdImage, type RbdImageCalls, type RbdSnapshot } from './rbd-image.js'
+
+export class LibrbdImage implements RbdImageCalls {
+  readonly spec: string
+  readonly #conn: RbdConnection
+  readonly #cli: RbdImage
+  readonly #label: string
+  readonly #where: { pool: string; namespace: string | null; image: string }
+
+  constructor(conn: RbdConnection, spec: string, label: string) {
+    this.#conn = conn
+    this.spec = spec
+    this.#label = label
+    this.#cli = new RbdImage(conn, spec, label)
+    const parts = spec.split('/')
+    this.#where = {
+      pool: parts[0] as string,
+      namespace: parts.length === 3 ? (parts[1] as string) : null,
+      image: parts.at(-1) as string,
+    }
+  }
+
+  /** The session, or undefined when calls go to the CLI. */
+  #session(): Promise<LibrbdSession | undefined> {
+    return librbdSession(this.#conn)
+  }
+
+  #call<T>(s: LibrbdSession, op: string, what: string, signal?: AbortSignal, args = {}): Promise<T> {
+    return s.call<T>(op, { ...this.#where, ...args }, `${what} (${this.#label})`, signal)
+  }
+
+  async size(signal?: AbortSignal): Promise<number | undefined> {
+    const s = await this.#session()
+    if (!s) return this.#cli.size(signal)
+    return this.#call<number>(s, 'size', 'info', signal).catch(absentAs(undefined))
+  }
+
+  async snapshots(signal?: AbortSignal): Promise<RbdSnapshot[]> {
+    const s = await this.#session()
+    if (!s) return this.#cli.snapshots(signal)
+    const raw = await this.#call<{ id: number; name: string; size: number; timestamp: number }[]>(
+      s,
+      'snapshots',
+      'snap ls',
+      signal,
+    ).catch(absentAs([]))
+    return raw
+      .map((x) => ({ ...x, timestamp: new Date(x.timestamp * 1000).toISOString() }))
+      .sort((a, b) => a.id - b.id)
+  }
+
+  async snapCreate(name: string, signal?: AbortSignal): Promise<void> {
+    const s = await this.#session()
+    if (!s) return this.#cli.snapCreate(name, signal)
+    await this.#call(s, 'snapCreate', `snap create ${name}`, signal, { name })
+  }
+
+  async snapRemove(name: string, signal?: AbortSignal): Promise<void> {
+    const s = await this.#session()
+    if (!s) return this.#cli.snapRemove(name, signal)
+    await this.#call(s, 'snapRemove', `snap rm ${name}`, signal, { name })
+  }
+
+  async diff(
+    fromSnap: string | undefined,
+    signal?: AbortSignal,
+    opts: { readonly wholeObject?: boolean } = {},
+  ): Promise<RbdExtent[]> {
+    const s = await this.#session()
+    if (!s) return this.#cli.diff(fromSnap, signal, opts)
+    const raw = await this.#call<[number, number, boolean][]>(s, 'diff', 'diff', signal, {
+      fromSnap: fromSnap ?? null,
+      wholeObject: opts.wholeObject === true,
+    })
+    return raw.map(([offset, length, exists]) => ({ offset, length, exists }))
+  }
+
+  create(size: number): Promise<void> {
+    return this.#cli.create(size)
+  }
+
+  remove(): Promise<void> {
+    return this.#cli.remove()
+  }
+
+  async metaGet(key: string, signal?: AbortSignal): Promise<string | undefined> {
+    const s = await this.#session()
+    if (!s) return this.#cli.metaGet(key, signal)
+    return (await this.#call<string | null>(s, 'metaGet', 'image-meta get', signal, { key })) ?? undefined
+  }
+
+  async metaSet(key: string, value: string, signal?: AbortSignal): Promise<void> {
+    const s = await this.#session()
+    if (!s) return this.#cli.metaSet(key, value, signal)
+    await this.#call(s, 'metaSet', 'image-meta set', signal, { key, value })
+  }
+
+  async metaRemove(key: string, signal?: AbortSignal): Promise<void> {
+    const s = await this.#session()
+    if (!s) return this.#cli.metaRemove(key, signal)
+    await this.#call(s, 'metaRemove', 'image-meta remove', signal, { key })
+  }
+}
+
+/** A missing image answers "absent", as RbdImage does; anything else still fails. */
+function absentAs<T>(value: T): (e: unknown) => T {
+  return (e) => {
+    if ((e as SnapferryError).code === 'VOLUME_NOT_FOUND') return value
+    throw e
+  }
+}

@@ -45,7 +45,10 @@ export async function converge(
     )
     const todo = states.filter((s) => s.last === null)
     const sizes = await Promise.all(todo.map(async (s) => (await s.pair.source.describe(ctx.signal)).size))
-    const base = await runPipelineRound(ctx, todo, { expectedBytes: sizes.reduce((a, b) => a + b, 0) })
+    const base = await runPipelineRound(ctx, todo, {
+      expectedBytes: sizes.reduce((a, b) => a + b, 0),
+      prune: ctx.cfg.snapshots.keepWhileConverging,
+    })
     rounds.push(base)
     reportRound(ctx, base)
   }
@@ -96,7 +99,11 @@ export async function converge(
     }
     if (c.roundInterval > 0) await sleep(c.roundInterval, ctx.signal)
     const outlook = outlookFrom(prediction, c.roundInterval)
-    const r = await runPipelineRound(ctx, states, outlook)
+    // Snapshots pile up while converging; the OSDs trim removed ones after the cutover instead.
+    const r = await runPipelineRound(ctx, states, {
+      ...outlook,
+      prune: ctx.cfg.snapshots.keepWhileConverging,
+    })
     rounds.push(r)
     reportRound(ctx, r, outlook)
   }

@@ -255,18 +255,7 @@ export const snapshotsSchema = z.strictObject({
     .min(1)
     .max(100)
     .default(2)
-    .describe(
-      'Shared snapshots to keep on both sides (the newest; never the base of a delta in flight), after a cutover and while holding.',
-    ),
-  keepWhileConverging: z
-    .number()
-    .int()
-    .min(1)
-    .max(100)
-    .default(8)
-    .describe(
-      "While rounds run toward a cutover, snapshots pile up to this many (at least `keep`) before the oldest go: removing a snapshot makes the OSDs trim its clones, work that competes with the rounds for the OSDs; after the cutover they are pruned to `keep`. Lower it where the source pool's space for snapshot clones is tight.",
-    ),
+    .describe('Shared snapshots to keep on both sides (the newest; never the base of a delta in flight).'),
 })
 
 /** Where a region's Cinder RBD backend keeps its images: the rbd endpoint fields without `image`. */
@@ -300,7 +289,7 @@ export const pipelineSchema = z.strictObject({
   transport: transportSchema.default(() => transportSchema.parse({})),
   convergence: convergenceSchema.default(() => convergenceSchema.parse({})),
   cutover: cutoverSchema.default(() => cutoverSchema.parse({})),
-  snapshots: snapshotsSchema.default(() => snapshotsSchema.parse({})),
+  snapshots: snapshotsSchema.default({ keep: 2 }),
   openstack: openstackSchema
     .optional()
     .describe('OpenStack cloud and regions, for `cinder` volumes and typed steps.'),

@@ -45,10 +45,7 @@ export async function converge(
     )
     const todo = states.filter((s) => s.last === null)
     const sizes = await Promise.all(todo.map(async (s) => (await s.pair.source.describe(ctx.signal)).size))
-    const base = await runPipelineRound(ctx, todo, {
-      expectedBytes: sizes.reduce((a, b) => a + b, 0),
-      prune: ctx.cfg.snapshots.keepWhileConverging,
-    })
+    const base = await runPipelineRound(ctx, todo, { expectedBytes: sizes.reduce((a, b) => a + b, 0) })
     rounds.push(base)
     reportRound(ctx, base)
   }
@@ -99,11 +96,7 @@ export async function converge(
     }
     if (c.roundInterval > 0) await sleep(c.roundInterval, ctx.signal)
     const outlook = outlookFrom(prediction, c.roundInterval)
-    // Snapshots pile up while converging; the OSDs trim removed ones after the cutover instead.
-    const r = await runPipelineRound(ctx, states, {
-      ...outlook,
-      prune: ctx.cfg.snapshots.keepWhileConverging,
-    })
+    const r = await runPipelineRound(ctx, states, outlook)
     rounds.push(r)
     reportRound(ctx, r, outlook)
   }

@@ -19,13 +19,11 @@ export interface RoundOutlook {
   /** The cutover window predicted after the previous round. */
   readonly predictedWindowMs?: number | undefined
   /**
-   * Prune old snapshots behind the round down to this many (default `snapshots.keep`): retention runs
-   * while the next round already ships, because the time between two snapshots is what the next delta
-   * grows with. Rounds converging toward a cutover pass `snapshots.keepWhileConverging` (the OSDs' trim
-   * of removed snapshots competes with the rounds); the cutover's final round passes `false`: deleting
-   * snapshots costs calls that would sit inside the downtime window.
+   * Prune old snapshots behind the round (default): retention runs while the next round already ships,
+   * because the time between two snapshots is what the next delta grows with. The cutover's final round
+   * skips it: deleting snapshots costs rbd calls that would sit inside the downtime window.
    */
-  readonly prune?: number | false | undefined
+  readonly prune?: boolean | undefined
 }
 
 export async function runPipelineRound(
@@ -65,7 +63,7 @@ export async function runPipelineRound(
           show()
         })
         ctx.log.info({ round: r }, `volume ${s.pair.name}: round ${r.round} done`)
-        if (outlook.prune !== false) schedulePrune(ctx, s, outlook.prune ?? ctx.cfg.snapshots.keep)
+        if (outlook.prune !== false) schedulePrune(ctx, s)
         return r
       } catch (e) {
         const err = asSnapferryError(e)
@@ -114,9 +112,9 @@ async function roundOnce(
 }
 
 /** Queue retention behind this volume's previous one; a failure is logged and retried after the next round. */
-function schedulePrune(ctx: EngineContext, s: VolumeState, keep: number): void {
+function schedulePrune(ctx: EngineContext, s: VolumeState): void {
   s.pruning = (s.pruning ?? Promise.resolve()).then(() =>
-    pruneSnapshots(ctx, s, keep).catch((e: unknown) =>
+    pruneSnapshots(ctx, s).catch((e: unknown) =>
       ctx.log.warn(
         { volume: s.pair.name, err: asSnapferryError(e).toJSON() },
         'pruning old snapshots failed',
@@ -130,6 +128,7 @@ export async function settlePruning(states: readonly VolumeState[]): Promise<voi
   await Promise.all(states.map((s) => s.pruning))
 }
 
+/** Keep the newest `snapshots.keep` shared snapshots on both sides; never the next delta's base. */
 /**
  * Every snapferry snapshot of a volume, on both sides, after a finished move of Cinder volumes: Cinder
  * refuses to delete a volume whose RBD image has snapshots it does not know.
@@ -149,19 +148,14 @@ export async function removeAllSnapshots(ctx: EngineContext, s: VolumeState): Pr
   return removed
 }
 
-/** Keep the newest `keep` (at least `snapshots.keep`) shared snapshots on both sides; never the next delta's base. */
-export async function pruneSnapshots(
-  ctx: EngineContext,
-  s: VolumeState,
-  keep = ctx.cfg.snapshots.keep,
-): Promise<void> {
+export async function pruneSnapshots(ctx: EngineContext, s: VolumeState): Promise<void> {
   const [src, dst] = await Promise.all([
     s.pair.source.listSnapshots(ctx.signal),
     s.pair.destination.listSnapshots(ctx.signal),
   ])
   const srcDone = new Set(src.filter((x) => x.complete).map((x) => x.name))
   const shared = dst.filter((d) => d.complete && srcDone.has(d.name))
-  for (const name of snapshotsToPrune(shared, Math.max(keep, ctx.cfg.snapshots.keep), s.last)) {
+  for (const name of snapshotsToPrune(shared, ctx.cfg.snapshots.keep, s.last)) {
     // Both sides at once: each delete is journaled before and after, so a crash between them is resumable.
     await Promise.all(
       (['source', 'destination'] as const).map(async (side) => {

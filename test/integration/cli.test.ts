@@ -89,33 +89,6 @@ describe('snapferry run / status', () => {
     )
   })
 
-  it('snapshots pile up to keepWhileConverging while converging and are pruned to keep after the cutover', async () => {
-    s = await scenario({
-      size: 4 * MiB,
-      extra: `convergence: { targetDowntime: 1m, minRounds: 4, roundInterval: 0s, whenConverged: cutover }
-snapshots: { keep: 1, keepWhileConverging: 3 }`,
-    })
-    await s.scribble(3, 10)
-    const r = await snapferry(['run', s.pipeline])
-    expect(r.code).toBe(EXIT.OK)
-    expect(await sha256File(s.dst)).toBe(await sha256File(s.src))
-    const journal = await s.journal()
-    const cutoverAt = journal.findIndex((e) => e.type === 'phase' && e.phase === 'cutover')
-    const deleted = (from: number, to: number, side: string) =>
-      journal
-        .slice(from, to)
-        .flatMap((e) =>
-          e.type === 'snapshot-deleted' && e.side === side ? [Number(e.name.slice(10, 14))] : [],
-        )
-        .sort((a, b) => a - b)
-    for (const side of ['source', 'destination']) {
-      // Base and 4 delta rounds made snapshots 0–4; while converging only the 3 newest stay.
-      expect(deleted(0, cutoverAt, side)).toEqual([0, 1])
-      // The final round made 5; after the cutover only it stays.
-      expect(deleted(cutoverAt, journal.length, side)).toEqual([2, 3, 4])
-    }
-  })
-
   it('verify: records compares block-hash records (file ↔ file, same block size), else every byte', async () => {
     s = await scenario({ size: 8 * MiB, extra: converge('cutover: { verify: records }') })
     await s.scribble(4, 30)

@@ -30,36 +30,25 @@ try {
   const rbd = (...a: string[]) => run('rbd', ['--conf', conn.conf as string, ...a], { maxBuffer: 64 << 20 })
   const spec = 'rbd/probe'
   await rbd('create', '--size', `${sizeMiB}M`, spec)
-  // Some data and two snapshots, so listings and diffs have something to say.
-  await rbd(
-    'bench',
-    '--io-type',
-    'write',
-    '--io-size',
-    '4096',
-    '--io-threads',
-    '4',
-    '--io-total',
-    '8M',
-    '--io-pattern',
-    'rand',
-    spec,
-  )
+  const randomWrites = (total: string) =>
+    rbd(
+      'bench',
+      '--io-type',
+      'write',
+      '--io-size',
+      '4096',
+      '--io-threads',
+      '4',
+      '--io-total',
+      total,
+      '--io-pattern',
+      'rand',
+      spec,
+    )
+  // Data, a snapshot and changes since it, so listings and diffs have something to say.
+  await randomWrites('8M')
   await rbd('snap', 'create', `${spec}@s0`)
-  await rbd(
-    'bench',
-    '--io-type',
-    'write',
-    '--io-size',
-    '4096',
-    '--io-threads',
-    '4',
-    '--io-total',
-    '2M',
-    '--io-pattern',
-    'rand',
-    spec,
-  )
+  await randomWrites('2M')
 
   const calls: [string, (i: RbdImageCalls, k: number) => Promise<unknown>][] = [
     ['size (`rbd info`)', (i) => i.size()],

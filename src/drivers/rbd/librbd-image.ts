@@ -29,59 +29,69 @@ export class LibrbdImage implements RbdImageCalls {
     }
   }
 
-  /** The session, or undefined when calls go to the CLI. */
-  #session(): Promise<LibrbdSession | undefined> {
-    return librbdSession(this.#conn)
+  /** One call in the session, or through the CLI where there is none. */
+  async #either<T>(cli: () => Promise<T>, lib: (s: LibrbdSession) => Promise<T>): Promise<T> {
+    const s = await librbdSession(this.#conn)
+    return s ? lib(s) : cli()
   }
 
   #call<T>(s: LibrbdSession, op: string, what: string, signal?: AbortSignal, args = {}): Promise<T> {
     return s.call<T>(op, { ...this.#where, ...args }, `${what} (${this.#label})`, signal)
   }
 
-  async size(signal?: AbortSignal): Promise<number | undefined> {
-    const s = await this.#session()
-    if (!s) return this.#cli.size(signal)
-    return this.#call<number>(s, 'size', 'info', signal).catch(absentAs(undefined))
+  size(signal?: AbortSignal): Promise<number | undefined> {
+    return this.#either(
+      () => this.#cli.size(signal),
+      (s) => this.#call<number>(s, 'size', 'info', signal).catch(absentAs(undefined)),
+    )
   }
 
-  async snapshots(signal?: AbortSignal): Promise<RbdSnapshot[]> {
-    const s = await this.#session()
-    if (!s) return this.#cli.snapshots(signal)
-    const raw = await this.#call<{ id: number; name: string; size: number; timestamp: number }[]>(
-      s,
-      'snapshots',
-      'snap ls',
-      signal,
-    ).catch(absentAs([]))
-    return raw
-      .map((x) => ({ ...x, timestamp: new Date(x.timestamp * 1000).toISOString() }))
-      .sort((a, b) => a.id - b.id)
+  snapshots(signal?: AbortSignal): Promise<RbdSnapshot[]> {
+    return this.#either(
+      () => this.#cli.snapshots(signal),
+      async (s) =>
+        (
+          await this.#call<{ id: number; name: string; size: number; timestamp: number }[]>(
+            s,
+            'snapshots',
+            'snap ls',
+            signal,
+          ).catch(absentAs([]))
+        )
+          .map((x) => ({ ...x, timestamp: new Date(x.timestamp * 1000).toISOString() }))
+          .sort((a, b) => a.id - b.id),
+    )
   }
 
-  async snapCreate(name: string, signal?: AbortSignal): Promise<void> {
-    const s = await this.#session()
-    if (!s) return this.#cli.snapCreate(name, signal)
-    await this.#call(s, 'snapCreate', `snap create ${name}`, signal, { name })
+  snapCreate(name: string, signal?: AbortSignal): Promise<void> {
+    return this.#either(
+      () => this.#cli.snapCreate(name, signal),
+      (s) => this.#call(s, 'snapCreate', `snap create ${name}`, signal, { name }),
+    )
   }
 
-  async snapRemove(name: string, signal?: AbortSignal): Promise<void> {
-    const s = await this.#session()
-    if (!s) return this.#cli.snapRemove(name, signal)
-    await this.#call(s, 'snapRemove', `snap rm ${name}`, signal, { name })
+  snapRemove(name: string, signal?: AbortSignal): Promise<void> {
+    return this.#either(
+      () => this.#cli.snapRemove(name, signal),
+      (s) => this.#call(s, 'snapRemove', `snap rm ${name}`, signal, { name }),
+    )
   }
 
-  async diff(
+  diff(
     fromSnap: string | undefined,
     signal?: AbortSignal,
     opts: { readonly wholeObject?: boolean } = {},
   ): Promise<RbdExtent[]> {
-    const s = await this.#session()
-    if (!s) return this.#cli.diff(fromSnap, signal, opts)
-    const raw = await this.#call<[number, number, boolean][]>(s, 'diff', 'diff', signal, {
-      fromSnap: fromSnap ?? null,
-      wholeObject: opts.wholeObject === true,
-    })
-    return raw.map(([offset, length, exists]) => ({ offset, length, exists }))
+    return this.#either(
+      () => this.#cli.diff(fromSnap, signal, opts),
+      async (s) =>
+        (
+          await this.#call<[number, number, boolean][]>(s, 'diff', 'diff', signal, {
+            fromSnap: fromSnap ?? null,
+            wholeObject: opts.wholeObject === true,
+          })
+        ).map(([offset, length, exists]) => ({ offset, length, exists })),
+    )
   }
 
   create(size: number): Promise<void> {
@@ -92,22 +102,26 @@ export class LibrbdImage implements RbdImageCalls {
     return this.#cli.remove()
   }
 
-  async metaGet(key: string, signal?: AbortSignal): Promise<string | undefined> {
-    const s = await this.#session()
-    if (!s) return this.#cli.metaGet(key, signal)
-    return (await this.#call<string | null>(s, 'metaGet', 'image-meta get', signal, { key })) ?? undefined
+  metaGet(key: string, signal?: AbortSignal): Promise<string | undefined> {
+    return this.#either(
+      () => this.#cli.metaGet(key, signal),
+      async (s) =>
+        (await this.#call<string | null>(s, 'metaGet', 'image-meta get', signal, { key })) ?? undefined,
+    )
   }
 
-  async metaSet(key: string, value: string, signal?: AbortSignal): Promise<void> {
-    const s = await this.#session()
-    if (!s) return this.#cli.metaSet(key, value, signal)
-    await this.#call(s, 'metaSet', 'image-meta set', signal, { key, value })
+  metaSet(key: string, value: string, signal?: AbortSignal): Promise<void> {
+    return this.#either(
+      () => this.#cli.metaSet(key, value, signal),
+      (s) => this.#call(s, 'metaSet', 'image-meta set', signal, { key, value }),
+    )
   }
 
-  async metaRemove(key: string, signal?: AbortSignal): Promise<void> {
-    const s = await this.#session()
-    if (!s) return this.#cli.metaRemove(key, signal)
-    await this.#call(s, 'metaRemove', 'image-meta remove', signal, { key })
+  metaRemove(key: string, signal?: AbortSignal): Promise<void> {
+    return this.#either(
+      () => this.#cli.metaRemove(key, signal),
+      (s) => this.#call(s, 'metaRemove', 'image-meta remove', signal, { key }),
+    )
   }
 }
 

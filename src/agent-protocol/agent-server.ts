@@ -2,13 +2,12 @@
  * The agent side of the protocol: performs driver operations for the controller. Runs on the volume's
  * host (a local child process, or over SSH), reading control messages on `input`, answering on `output`.
  */
-import { createHash, randomUUID } from 'node:crypto'
+import { randomUUID } from 'node:crypto'
 import { chmod, mkdtemp, rm } from 'node:fs/promises'
 import { createServer, type Server, type Socket } from 'node:net'
 import { hostname, tmpdir } from 'node:os'
 import path from 'node:path'
-import { type Readable, Transform, type Writable } from 'node:stream'
-import { pipeline } from 'node:stream/promises'
+import type { Readable, Writable } from 'node:stream'
 import type { Logger } from 'pino'
 import { createDriver } from '../drivers/driver-registry.js'
 import type { VolumeDriver } from '../drivers/volume-driver.js'
@@ -27,7 +26,6 @@ import {
   PROTOCOL_VERSION,
   type RequestMessage,
   type ResponseMessage,
-  type StreamDigest,
   type VolumeRef,
 } from './protocol-messages.js'
 
@@ -260,18 +258,14 @@ export class AgentServer {
       resumable: true,
       onLevelChange: (level) => this.#opts.log.debug({ volume: label, level }, 'compression level'),
     })
-    const { tap, digest } = digestTap()
-    const sending = pipeline(tap, sender.input)
-    sending.catch(() => {})
     const abort = () => sender.fail(signal.reason as Error)
     signal.addEventListener('abort', abort, { once: true })
     this.#register(token, { sender })
     try {
       const request = params.request as { toSnap: string }
-      const result = await d.exportDiff({ ...request, signal }, tap)
-      await sending
+      const result = await d.exportDiff({ ...request, signal }, sender.input)
       const stats = await sender.done
-      return { ...result, ...digest(), transfer: stats }
+      return { ...result, ...sender.digest(), transfer: stats }
     } catch (e) {
       sender.fail(e as Error)
       throw e
@@ -291,16 +285,13 @@ export class AgentServer {
       bufferBytes: RECEIVE_BUFFER_BYTES,
       onCorrupt: (e) => this.#opts.log.warn({ volume: label, err: e.message }, 'damaged segment refused'),
     })
-    const { tap, digest } = digestTap()
-    receiver.output.pipe(tap)
-    receiver.output.on('error', (e) => tap.destroy(e))
     const abort = () => receiver.output.destroy(signal.reason as Error)
     signal.addEventListener('abort', abort, { once: true })
     this.#register(token, { receiver })
     try {
       const request = params.request as { toSnap: string }
-      const result = await d.importDiff({ ...request, signal }, tap)
-      return { ...result, ...digest(), transfer: receiver.stats }
+      const result = await d.importDiff({ ...request, signal }, receiver.output)
+      return { ...result, ...receiver.digest(), transfer: receiver.stats }
     } finally {
       signal.removeEventListener('abort', abort)
       this.#streams.delete(token)
@@ -355,21 +346,6 @@ export class AgentServer {
       s.destroy()
     }
   }
-}
-
-/** A pass-through that hashes what flows: the digest proves which bytes crossed the wire. */
-export function digestTap(): { tap: Transform; digest: () => StreamDigest } {
-  const h = createHash('sha256')
-  let bytes = 0
-  const tap = new Transform({
-    highWaterMark: 1 << 20,
-    transform(chunk: Buffer, _enc, cb) {
-      h.update(chunk)
-      bytes += chunk.length
-      cb(null, chunk)
-    },
-  })
-  return { tap, digest: () => ({ streamSha256: h.copy().digest('hex'), streamBytes: bytes }) }
 }
 
 export function newStreamToken(): string {

@@ -78,8 +78,11 @@ export interface DataStreamHeader {
   readonly token: string
 }
 
-/** What a stream-carrying method adds to the driver's result: proof of the bytes that crossed. */
+/**
+ * What a stream-carrying method adds to the driver's result: proof of the bytes that crossed (sha256
+ * over the segments' xxh128 hashes in order, src/transfer/stream-digest.ts).
+ */
 export interface StreamDigest {
-  readonly streamSha256: string
+  readonly streamDigest: string
   readonly streamBytes: number
 }

@@ -186,7 +186,7 @@ function bothFrozen(s: VolumeState): boolean {
 
 /**
  * `verify: records` between frozen-snapshot volumes (rbd ↔ rbd): every delta since the base was applied
- * onto a head proven equal to its start snapshot, and its sha256 matched on both sides; here the final
+ * onto a head proven equal to its start snapshot, and its stream digest matched on both sides; here the final
  * snapshot must exist on both sides with the same size. Two snapshot listings instead of reading both
  * volumes; `verify: full` reads every byte.
  */
@@ -204,7 +204,7 @@ async function frozenChainCheck(s: VolumeState, snap: string, signal?: AbortSign
       !b ? 'the final snapshot is missing on the destination' : `size ${b.size} vs ${a?.size ?? 'missing'}`,
       { source: a ?? null, destination: b ?? null },
     )
-  return `${s.pair.name}: ${snap} on both sides (${a.size} bytes); every delta's sha256 matched end to end and was applied onto a head proven equal to its start (verify: records)`
+  return `${s.pair.name}: ${snap} on both sides (${a.size} bytes); every delta's stream digest matched end to end and was applied onto a head proven equal to its start (verify: records)`
 }
 
 function mismatch(

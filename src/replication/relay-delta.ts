@@ -42,8 +42,8 @@ export interface RelayOptions {
 }
 
 export interface RelayResult {
-  readonly exported: ExportResult & Partial<{ streamSha256: string; streamBytes: number }>
-  readonly imported: ImportResult & Partial<{ streamSha256: string; streamBytes: number }>
+  readonly exported: ExportResult & Partial<{ streamDigest: string; streamBytes: number }>
+  readonly imported: ImportResult & Partial<{ streamDigest: string; streamBytes: number }>
   readonly transferMs: number
   /** Frame bytes between the agents (agents only). */
   readonly wireBytes?: number
@@ -149,14 +149,14 @@ async function relayBetweenAgents(
 
 function checkDigests(
   label: string,
-  sent: Partial<{ streamSha256: string }>,
-  got: Partial<{ streamSha256: string }>,
+  sent: Partial<{ streamDigest: string }>,
+  got: Partial<{ streamDigest: string }>,
 ): void {
   const o = { label }
-  if (sent.streamSha256 && got.streamSha256 && sent.streamSha256 !== got.streamSha256) {
+  if (sent.streamDigest && got.streamDigest && sent.streamDigest !== got.streamDigest) {
     throw new SnapferryError(
       'TRANSFER_INTEGRITY',
-      `the delta for ${o.label} arrived different from what was sent (sha256 ${got.streamSha256.slice(0, 16)}… ≠ ${sent.streamSha256.slice(0, 16)}…)`,
+      `the delta for ${o.label} arrived different from what was sent (segment digest ${got.streamDigest.slice(0, 16)}… ≠ ${sent.streamDigest.slice(0, 16)}…)`,
       {
         hint: 'the round is not counted; run again and the destination will be repaired',
         transient: true,

@@ -27,7 +27,11 @@ export class SegmentCodec {
   }
 
   /** Header and payload of one frame; level 0 sends raw, and so does a segment zstd cannot shrink. */
-  frame(seq: number, raw: Buffer, level: number): { header: Buffer; payload: Buffer; compressMs: number } {
+  frame(
+    seq: number,
+    raw: Buffer,
+    level: number,
+  ): { header: Buffer; payload: Buffer; compressMs: number; hash: Buffer } {
     const hash = this.hash(raw)
     let payload = raw
     let codec: FrameHeader['codec'] = CODEC.raw
@@ -49,7 +53,7 @@ export class SegmentCodec {
       payloadLen: payload.length,
       hash,
     })
-    return { header, payload, compressMs }
+    return { header, payload, compressMs, hash }
   }
 
   endFrame(seq: number): Buffer {

@@ -9,9 +9,11 @@
  */
 import { type Duplex, Readable } from 'node:stream'
 import { writeJsonLine } from '../agent-protocol/ndjson.js'
+import type { StreamDigest } from '../agent-protocol/protocol-messages.js'
 import { SnapferryError } from '../errors/snapferry-error.js'
 import type { SegmentCodec } from './segment-codec.js'
 import { FrameParser } from './segment-frame.js'
+import { StreamDigestChain } from './stream-digest.js'
 
 export interface ReceiverOptions {
   readonly codec: SegmentCodec
@@ -46,6 +48,7 @@ export class SegmentReceiver {
     connections: 0,
   }
   readonly #o: ReceiverOptions
+  readonly #chain = new StreamDigestChain()
   #next = 0
   #ended = false
   #conn: Duplex | undefined
@@ -65,6 +68,11 @@ export class SegmentReceiver {
   /** Number of the first segment not yet passed on. */
   get next(): number {
     return this.#next
+  }
+
+  /** Proof of the verified raw bytes passed on so far. */
+  digest(): StreamDigest {
+    return this.#chain.digest()
   }
 
   get ended(): boolean {
@@ -112,6 +120,7 @@ export class SegmentReceiver {
           }
           this.stats.segments++
           this.stats.rawBytes += raw.length
+          this.#chain.add(h.hash, raw.length)
           const room = this.output.push(raw)
           writeJsonLine(conn, { ack: this.#next })
           if (!room) conn.pause()

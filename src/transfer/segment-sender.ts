@@ -7,10 +7,12 @@
  */
 import { type Duplex, Writable } from 'node:stream'
 import { readJsonLines } from '../agent-protocol/ndjson.js'
+import type { StreamDigest } from '../agent-protocol/protocol-messages.js'
 import { SnapferryError } from '../errors/snapferry-error.js'
 import { CompressionPolicy, type CompressionSetting } from './compression-policy.js'
 import type { SegmentCodec } from './segment-codec.js'
 import { SEGMENT_BYTES } from './segment-frame.js'
+import { StreamDigestChain } from './stream-digest.js'
 
 export interface SenderOptions {
   readonly codec: SegmentCodec
@@ -65,6 +67,7 @@ export class SegmentSender {
   readonly done: Promise<SenderStats>
   readonly #o: SenderOptions
   readonly #policy: CompressionPolicy
+  readonly #chain = new StreamDigestChain()
   #parts: Buffer[] = []
   #partBytes = 0
   #retained: Retained[] = []
@@ -98,6 +101,11 @@ export class SegmentSender {
         cb(err)
       },
     })
+  }
+
+  /** Proof of the raw bytes cut into segments so far (all of them once `done` resolved). */
+  digest(): StreamDigest {
+    return this.#chain.digest()
   }
 
   /** A (new) connection to the receiver, which lacks segments from `from` on. */
@@ -221,6 +229,7 @@ export class SegmentSender {
     this.stats.segments++
     this.stats.rawBytes += raw.length
     this.stats.compressMs += f.compressMs
+    this.#chain.add(f.hash, raw.length)
     const used = String(f.header[7] ?? 0)
     this.stats.rawByLevel[used] = (this.stats.rawByLevel[used] ?? 0) + raw.length
     this.#policy.observe({

@@ -101,7 +101,9 @@ stateDir: ${path.join(dir, 'state-three')}
       ) as { output?: string } | undefined
       for (const v of ['boot', 'data', 'logs'])
         expect(verify?.output).toMatch(
-          new RegExp(`${v}: snapferry-\\S+ on both sides \\(\\d+ bytes\\); every delta's sha256 matched`),
+          new RegExp(
+            `${v}: snapferry-\\S+ on both sides \\(\\d+ bytes\\); every delta's stream digest matched`,
+          ),
         )
     } finally {
       writer.kill('SIGKILL')

@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
+import { xxhash128 } from 'hash-wasm'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { ackWatcher, relayFrames } from '../../../src/transfer/frame-relay.js'
 import { SegmentCodec } from '../../../src/transfer/segment-codec.js'
@@ -48,6 +49,14 @@ function mixed(seed: number, size: number): Buffer {
 }
 
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex')
+
+/** The stream digest computed independently: sha256 over the xxh128 of every 1 MiB segment. */
+async function expectedDigest(data: Buffer): Promise<string> {
+  const h = createHash('sha256')
+  for (let at = 0; at < data.length; at += 1 << 20)
+    h.update(Buffer.from(await xxhash128(data.subarray(at, at + (1 << 20))), 'hex'))
+  return h.digest('hex')
+}
 
 async function collect(r: Readable): Promise<Buffer> {
   const parts: Buffer[] = []
@@ -131,7 +140,7 @@ async function transfer(r: Run) {
   await producing
   const [stats, out] = await settled
   const rel = await relay
-  return { stats, out, rel, receiver, heldUnread }
+  return { stats, out, rel, sender, receiver, heldUnread }
 }
 
 function* chunks(b: Buffer, n: number) {
@@ -158,27 +167,40 @@ describe('segment frames', () => {
 describe('segment transfer (sender → relay → receiver over unix sockets)', () => {
   it('delivers mixed data byte-identical, compressed', async () => {
     const data = mixed(1, 9 * 1024 * 1024 + 12345)
-    const { stats, out, rel } = await transfer({ data })
+    const { stats, out, rel, sender, receiver } = await transfer({ data })
     expect(sha(out)).toBe(sha(data))
     expect(stats.segments).toBe(10)
+    // Both ends prove the same bytes: the digest over the segments' hashes, and the raw byte count.
+    const proof = { streamDigest: await expectedDigest(data), streamBytes: data.length }
+    expect(sender.digest()).toEqual(proof)
+    expect(receiver.digest()).toEqual(proof)
     expect(stats.wireBytes).toBeLessThan(data.length * 0.8)
     expect(rel.resumes).toBe(0)
   })
 
   it('a damaged segment is refused, never passed on, and sent again', async () => {
     const data = mixed(2, 6 * 1024 * 1024)
-    const { stats, out, rel, receiver } = await transfer({ data, corruptWireByte: 1_000_000 })
+    const { stats, out, rel, sender, receiver } = await transfer({ data, corruptWireByte: 1_000_000 })
     expect(sha(out)).toBe(sha(data))
     expect(receiver.stats.corruptSegments).toBe(1)
+    // The refused copy is not in the receiver's proof, the good one is, once.
+    expect(receiver.digest()).toEqual({ streamDigest: await expectedDigest(data), streamBytes: data.length })
+    expect(receiver.digest()).toEqual(sender.digest())
     expect(stats.resentFrames).toBeGreaterThan(0)
     expect(rel.resumes).toBe(1)
   })
 
   it('a connection cut mid-stream resumes at the first segment the receiver lacks', async () => {
     const data = mixed(3, 12 * 1024 * 1024)
-    const { stats, out, rel, receiver } = await transfer({ data, cutAfter: 5_000_000, compression: 0 })
+    const { stats, out, rel, sender, receiver } = await transfer({
+      data,
+      cutAfter: 5_000_000,
+      compression: 0,
+    })
     expect(sha(out)).toBe(sha(data))
     expect(rel.resumes).toBe(1)
+    expect(receiver.digest()).toEqual(sender.digest())
+    expect(receiver.digest().streamDigest).toBe(await expectedDigest(data))
     expect(receiver.stats.connections).toBe(2)
     // Only the segments in flight at the cut are sent twice, not the whole stream.
     expect(stats.resentFrames).toBeLessThanOrEqual(9)

@@ -15,6 +15,9 @@ export async function runSnapferry(ctx: RunContext, targetDowntime: string): Pro
   const stopWriter = path.join(ctx.repoRoot, 'bench/downtime/stop-writer.sh')
   const marker = path.join(ctx.dir, 'snapferry.started')
   const file = path.join(ctx.dir, 'snapferry.yaml')
+  // SNAPFERRY_BENCH_CPU_PROF=DIR: V8 CPU profiles of the controller and both agents, for finding where a round's time goes.
+  const profDir = process.env.SNAPFERRY_BENCH_CPU_PROF
+  const prof = profDir ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : []
   await writeFile(
     file,
     `apiVersion: snapferry/v1
@@ -43,12 +46,12 @@ cutover:
   verify: records
 snapshots: { keep: 2 }
 transport:
-  ssh: { config: none, knownHosts: ${h.knownHosts}, identityFile: ${h.identity}, agentCommand: [${process.execPath}, ${agent}] }
+  ssh: { config: none, knownHosts: ${h.knownHosts}, identityFile: ${h.identity}, agentCommand: [${[process.execPath, ...prof, agent].join(', ')}] }
 `,
   )
   const wire0 = await h.linkBytes()
   const t0 = Date.now()
-  const r = await runInA(h, [process.execPath, cli, 'run', file])
+  const r = await runInA(h, [process.execPath, ...prof, cli, 'run', file])
   const totalMs = Date.now() - t0
   const wireBytes = (await h.linkBytes()) - wire0
   if (r.code !== 0) throw new Error(`snapferry run exited ${r.code}:\n${r.err}\n${r.out}`)

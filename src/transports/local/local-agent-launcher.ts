@@ -18,7 +18,8 @@ export class LocalAgentLauncher implements AgentLauncher {
   }
 
   async launch(): Promise<AgentConnection> {
-    const child = spawn(process.execPath, [this.#entry], {
+    // Node flags pass on to the agent the way child_process.fork passes them (--cpu-prof, heap limits).
+    const child = spawn(process.execPath, [...process.execArgv, this.#entry], {
       stdio: ['pipe', 'pipe', 'pipe'],
       env: { ...process.env, SNAPFERRY_AGENT_LOG_LEVEL: process.env.SNAPFERRY_AGENT_LOG_LEVEL ?? 'info' },
     })

@@ -18,6 +18,11 @@ export interface FakeWorkload {
   readonly extentCapacity?: number
   /** Size of the workload's writes (default 4 KiB). */
   readonly extentBytes?: number
+  /**
+   * Time each round waits before its first bytes reach the destination (source snapshot open, export
+   * start), reported like the rbd apply does (applyPhasesMs['first bytes']); part of the transfer.
+   */
+  readonly startMs?: number
 }
 
 /** How long moving `bytes` in `extents` takes while the workload writes (or, `stopped`, after it stopped). */
@@ -42,7 +47,7 @@ export function simulateRounds(w: FakeWorkload, n: number, baseBytes: number): P
     // The base is mostly whole objects; deltas are the workload's own small writes.
     const extents = r === 0 ? Math.ceil(changed / (4 << 20)) : Math.ceil(changed / (w.extentBytes ?? 4096))
     const sendMs = sendTime(w, changed, extents, false)
-    const transferMs = Math.max(scanMs, sendMs) + w.overheadMs
+    const transferMs = Math.max(scanMs, sendMs) + w.overheadMs + (w.startMs ?? 0)
     const totalMs = w.snapshotMs + transferMs
     const v: VolumeRoundStats = {
       volume: 'v',
@@ -63,6 +68,7 @@ export function simulateRounds(w: FakeWorkload, n: number, baseBytes: number): P
       extents,
       volumeSize: w.volumeSize,
       repairedExtents: 0,
+      ...(w.startMs !== undefined ? { applyPhasesMs: { 'first bytes': w.startMs } } : {}),
     }
     rounds.push({ round: r, volumes: [v], startedAt, totalMs })
     prevStart = startedAt
@@ -79,5 +85,10 @@ export function simulateCutover(w: FakeWorkload, rounds: readonly PipelineRound[
   const finalBytes = (w.dirtyRate * (last.totalMs - last.snapshotMs)) / 1000
   const scanMs = w.scanRate > 0 ? (w.volumeSize / w.scanRate) * 1000 : 0
   const finalExtents = Math.ceil(finalBytes / (w.extentBytes ?? 4096))
-  return w.snapshotMs + Math.max(scanMs, sendTime(w, finalBytes, finalExtents, true)) + w.overheadMs
+  return (
+    w.snapshotMs +
+    Math.max(scanMs, sendTime(w, finalBytes, finalExtents, true)) +
+    w.overheadMs +
+    (w.startMs ?? 0)
+  )
 }

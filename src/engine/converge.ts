@@ -11,7 +11,7 @@ import { type Prediction, predictWindow } from '../convergence/predictor.js'
 import type { PipelineRound } from '../convergence/round-stats.js'
 import { SnapferryError } from '../errors/snapferry-error.js'
 import type { EngineContext } from './engine-context.js'
-import { type RoundOutlook, runPipelineRound } from './pipeline-round.js'
+import { pruneBehind, type RoundOutlook, runPipelineRound } from './pipeline-round.js'
 import type { VolumeState } from './reconcile.js'
 import { takeCutoverRequest } from './requests.js'
 
@@ -94,9 +94,12 @@ export async function converge(
         ctx.reporter.line('  not converging; keeping on as the pipeline says (onStall: keep-trying)')
       stallReported = true
     }
+    // Another round: the last one's retention runs while it ships. Not before a cutover, which would
+    // otherwise wait for it (settlePruning) while the workload still writes into the final delta.
+    pruneBehind(ctx, states)
     if (c.roundInterval > 0) await sleep(c.roundInterval, ctx.signal)
     const outlook = outlookFrom(prediction, c.roundInterval)
-    const r = await runPipelineRound(ctx, states, outlook)
+    const r = await runPipelineRound(ctx, states, { ...outlook, prune: false })
     rounds.push(r)
     reportRound(ctx, r, outlook)
   }

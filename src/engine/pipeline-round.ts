@@ -19,9 +19,10 @@ export interface RoundOutlook {
   /** The cutover window predicted after the previous round. */
   readonly predictedWindowMs?: number | undefined
   /**
-   * Prune old snapshots behind the round (default): retention runs while the next round already ships,
-   * because the time between two snapshots is what the next delta grows with. The cutover's final round
-   * skips it: deleting snapshots costs rbd calls that would sit inside the downtime window.
+   * Prune old snapshots behind the round (default). The convergence loop passes false and prunes with
+   * `pruneBehind` once it decided on another round, so retention runs while that round ships (the time
+   * between two snapshots is what the next delta grows with) and never delays a cutover. The cutover's
+   * final round skips it: deleting snapshots costs rbd calls that would sit inside the downtime window.
    */
   readonly prune?: boolean | undefined
 }
@@ -109,6 +110,11 @@ async function roundOnce(
   s.repair = undefined
   s.overwrite = false
   return stats
+}
+
+/** Retention for every volume, queued behind any still running; it runs while the caller goes on. */
+export function pruneBehind(ctx: EngineContext, states: readonly VolumeState[]): void {
+  for (const s of states) schedulePrune(ctx, s)
 }
 
 /** Queue retention behind this volume's previous one; a failure is logged and retried after the next round. */

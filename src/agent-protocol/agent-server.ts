@@ -33,6 +33,12 @@ const DATA_CONNECT_TIMEOUT_MS = 30_000
 /** Unacknowledged frame bytes a sending agent keeps for re-sending (covers ~150 ms at 1.6 Gbit/s). */
 export const SEND_WINDOW_BYTES = 32 << 20
 /**
+ * A sending agent cuts a partial segment once its first byte waited this long: small extents leave the
+ * source at a few MB/s, and a whole 1 MiB segment took 200–700 ms to fill on the downtime bench, every
+ * round, with the destination idle. Fast streams fill a segment in a few ms and never hit it.
+ */
+export const SEGMENT_AGE_MS = 25
+/**
  * Verified delta bytes an import holds before pausing the link. An rbd apply reads nothing for its first
  * ~0.9 s (destination state, head guard, marker: one rbd process each); with only a few MiB of buffer
  * the link idles meanwhile, and inside a cutover window that idle time is downtime. Bounded, so memory
@@ -254,6 +260,7 @@ export class AgentServer {
       codec: await SegmentCodec.create(),
       compression: (params.compression as CompressionSetting | undefined) ?? 0,
       windowBytes: SEND_WINDOW_BYTES,
+      maxSegmentAgeMs: SEGMENT_AGE_MS,
       label,
       resumable: true,
       onLevelChange: (level) => this.#opts.log.debug({ volume: label, level }, 'compression level'),

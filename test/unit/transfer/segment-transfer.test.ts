@@ -227,6 +227,42 @@ describe('segment transfer (sender → relay → receiver over unix sockets)', (
     expect(whole.rel.resumes).toBe(0)
   })
 
+  it('with a segment age, a trickle is sent as it comes, not when 1 MiB has gathered', async () => {
+    const codec = await SegmentCodec.create()
+    const sender = new SegmentSender({
+      codec,
+      compression: 0,
+      windowBytes: 8 << 20,
+      label: 'volume t',
+      resumable: true,
+      maxSegmentAgeMs: 20,
+    })
+    const receiver = new SegmentReceiver({
+      codec: await SegmentCodec.create(),
+      label: 'volume t',
+      resumable: true,
+    })
+    const [ours, theirs] = await socketPair()
+    const [ours2, theirs2] = await socketPair()
+    sender.attach(theirs, 0)
+    receiver.attach(theirs2)
+    ours.pipe(ours2)
+    ours2.pipe(ours)
+    const received = collect(receiver.output)
+    const data = mixed(6, 300_000)
+    // 100 KB, then nothing for 200 ms: the receiver must have it before anything else is written.
+    sender.input.write(data.subarray(0, 100_000))
+    await new Promise((r) => setTimeout(r, 200))
+    expect(receiver.stats.rawBytes).toBe(100_000)
+    sender.input.end(data.subarray(100_000))
+    expect(sha(await received)).toBe(sha(data))
+    await sender.done
+    expect(sender.stats.segments).toBe(2)
+    expect(receiver.digest()).toEqual(sender.digest())
+    ours.destroy()
+    ours2.destroy()
+  })
+
   it('an empty stream is one end frame', async () => {
     const { stats, out } = await transfer({ data: Buffer.alloc(0) })
     expect(out.length).toBe(0)

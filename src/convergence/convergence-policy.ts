@@ -83,6 +83,12 @@ const NO_SHRINK = 0.9
  * drains, so every further round only ends later with as much (or more) to ship inside the window.
  * Cutting over (or failing) now is the best that is left; waiting for `stallRounds` observed rounds
  * would make the final delta grow by as many rounds. Returns why, or undefined.
+ *
+ * One slow round is not a stall: when the rounds' usual drain rate (the last three together) says the
+ * next round would leave less behind than it ships — next delta ÷ drain rate + the round's fixed time,
+ * times the dirty rate, under 90 % of the next delta — another round still helps. On the downtime
+ * bench a single round at a third of the usual rate (a busy OSD, a CPU-steal spike) otherwise cut
+ * over with 24 MiB to ship where the rounds before had been shrinking the delta by half each.
  */
 export function outrunning(rounds: readonly PipelineRound[], p: Prediction): string | undefined {
   const deltas = rounds.filter((r) => r.volumes.some((v) => v.fromSnap !== null))
@@ -90,6 +96,11 @@ export function outrunning(rounds: readonly PipelineRound[], p: Prediction): str
   if (!last) return undefined
   const shipped = totalChanged(last)
   if (p.finalDeltaBytes < NO_SHRINK * shipped) return undefined
+  if (p.drainBytesPerSecond > 0) {
+    const fixedMs = Math.max(0, ...p.volumes.map((v) => v.snapshotMs + v.fixedMs))
+    const nextRoundMs = (p.finalDeltaBytes / p.drainBytesPerSecond) * 1000 + fixedMs
+    if ((p.dirtyBytesPerSecond * nextRoundMs) / 1000 < NO_SHRINK * p.finalDeltaBytes) return undefined
+  }
   return (
     `deltas stopped shrinking: the next would be ~${formatBytes(p.finalDeltaBytes)} after the last round shipped ` +
     `${formatBytes(shipped)}; the workload dirties ${formatRate(p.dirtyBytesPerSecond)} and the rounds drain ` +

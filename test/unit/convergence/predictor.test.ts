@@ -1,7 +1,11 @@
 import { describe, expect, it } from 'vitest'
 import { decide } from '../../../src/convergence/convergence-policy.js'
 import { dirtyRate, linkRate, predictWindow } from '../../../src/convergence/predictor.js'
-import type { PipelineRound, VolumeRoundStats } from '../../../src/convergence/round-stats.js'
+import {
+  changedBytes,
+  type PipelineRound,
+  type VolumeRoundStats,
+} from '../../../src/convergence/round-stats.js'
 import { simulateCutover, simulateRounds } from '../../helpers/rounds.js'
 
 const MiB = 1 << 20
@@ -338,6 +342,41 @@ describe('convergence policy', () => {
     expect(d.reason).toBe(
       'deltas stopped shrinking: the last 3 rounds shipped 326 MiB, 652 MiB, 1.27 GiB; the workload dirties 8.00 MiB/s and the rounds drain 4.00 MiB/s; predicted window 10m52s vs target 1.00 s',
     )
+  })
+
+  it('does not call one slow round a stall when the usual drain rate still shrinks the delta', () => {
+    // Like the bench at 2 MiB/s over 100 Mbit: deltas halving, then one round at a third of the rate
+    // (a busy OSD) leaves more pending than it shipped.
+    const w = {
+      dirtyRate: 2 * MiB,
+      link: 12e6,
+      volumeSize: 1 << 30,
+      scanRate: 0,
+      snapshotMs: 120,
+      overheadMs: 100,
+      extentCapacity: 1400,
+    }
+    const rounds = simulateRounds(w, 4, 800 * MiB)
+    const last = rounds[3]?.volumes[0] as VolumeRoundStats
+    const slow = { ...last, transferMs: last.transferMs * 3, totalMs: last.snapshotMs + last.transferMs * 3 }
+    const all = [
+      ...rounds.slice(0, 3),
+      { ...rounds[3], volumes: [slow], totalMs: slow.totalMs } as PipelineRound,
+    ]
+    const pending = (w.dirtyRate * slow.totalMs) / 1000
+    expect(pending).toBeGreaterThan(changedBytes(slow))
+    const p = predictWindow({ ...base, rounds: all, pendingBytes: { v: pending } })
+    const d = decide(all, p, { ...cfg, onStall: 'cutover' })
+    expect(d.action).toBe('continue')
+    // The same pending after rounds that always drained that slowly is a stall.
+    const slowAll = simulateRounds({ ...w, extentCapacity: 700 }, 4, 800 * MiB)
+    const slowLast = slowAll[3]?.volumes[0] as VolumeRoundStats
+    const p2 = predictWindow({
+      ...base,
+      rounds: slowAll,
+      pendingBytes: { v: changedBytes(slowLast) * 1.2 },
+    })
+    expect(decide(slowAll, p2, { ...cfg, onStall: 'cutover' }).action).toBe('stalled')
   })
 
   it('stops as soon as the next delta is predicted no smaller than the last, not rounds later', () => {

@@ -34,8 +34,8 @@ const DATA_CONNECT_TIMEOUT_MS = 30_000
 export const SEND_WINDOW_BYTES = 32 << 20
 /**
  * A sending agent cuts a partial segment once its first byte waited this long: small extents leave the
- * source at a few MB/s, and a whole 1 MiB segment took 200–700 ms to fill on the downtime bench, every
- * round, with the destination idle. Fast streams fill a segment in a few ms and never hit it.
+ * source at a few MB/s, and a whole 1 MiB segment took 480–730 ms to fill in the downtime bench's warm
+ * rounds over 100 Mbit, with the destination idle. Fast streams fill a segment in a few ms and never hit it.
  */
 export const SEGMENT_AGE_MS = 25
 /**

@@ -25,11 +25,7 @@ export interface SenderOptions {
   /** A connection that closes before the end fails the stream instead of waiting for another. */
   readonly resumable: boolean
   readonly onLevelChange?: (level: number) => void
-  /**
-   * Cut a segment once its first byte waited this long, full or not (default: only full segments). A
-   * delta of small extents trickles out of the source at a few MB/s; waiting for a whole 1 MiB segment
-   * kept the destination idle for the first 480–730 ms of every warm round over 100 Mbit.
-   */
+  /** Cut a segment once its first byte waited this long, full or not (why: SEGMENT_AGE_MS, agent-server.ts). */
   readonly maxSegmentAgeMs?: number
 }
 
@@ -212,7 +208,8 @@ export class SegmentSender {
     if (this.#partBytes > 0 && !this.#ageTimer && this.#o.maxSegmentAgeMs !== undefined) {
       this.#ageTimer = setTimeout(() => {
         this.#ageTimer = undefined
-        if (this.#partBytes > 0 && !this.#failed && this.#endSeq === undefined) this.#cut()
+        // fail() and every cut clear the timer, so bytes still waiting here are a segment to send.
+        if (this.#partBytes > 0) this.#cut()
       }, this.#o.maxSegmentAgeMs)
       this.#ageTimer.unref()
     }

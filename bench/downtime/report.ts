@@ -56,15 +56,23 @@ export function summaryTable(results: readonly ScenarioResult[]): string {
 
 export function detailTable(results: readonly ScenarioResult[]): string {
   const rows = [
-    '| scenario | method | window | final snapshot | final delta MiB | wire MB | total | writer achieved MiB/s | CPU stolen |',
-    '|---|---|---|---|---|---|---|---|---|',
+    '| scenario | method | window | final snapshot | final delta MiB | final extents | last warm round extents/s | wire MB | total | writer achieved MiB/s | CPU stolen |',
+    '|---|---|---|---|---|---|---|---|---|---|---|',
   ]
   for (const r of results)
     for (const m of r.runs)
       rows.push(
-        `| ${scenarioName(r.scenario)} | ${m.method} | ${s(m.windowMs)} | ${s(m.finalSnapshotMs)} | ${mib(m.finalDeltaBytes)} | ${(m.wireBytes / 1e6).toFixed(0)} | ${s(m.totalMs)} | ${(m.writerBytesPerSecond / MiB).toFixed(2)} | ${m.cpuSteal === undefined ? '—' : `${(m.cpuSteal * 100).toFixed(0)} %`} |`,
+        `| ${scenarioName(r.scenario)} | ${m.method} | ${s(m.windowMs)} | ${s(m.finalSnapshotMs)} | ${mib(m.finalDeltaBytes)} | ${m.rounds.at(-1)?.extents ?? '—'} | ${warmExtentRate(m)} | ${(m.wireBytes / 1e6).toFixed(0)} | ${s(m.totalMs)} | ${(m.writerBytesPerSecond / MiB).toFixed(2)} | ${m.cpuSteal === undefined ? '—' : `${(m.cpuSteal * 100).toFixed(0)} %`} |`,
       )
   return rows.join('\n')
+}
+
+/** Extents per second of the last warm round (snapshot to applied, beside the writer); '—' when not recorded. */
+function warmExtentRate(m: MethodRun): string {
+  const w = m.rounds.at(-2)
+  return w?.extents !== undefined && w.durationMs > 0 && m.rounds.length > 2
+    ? (w.extents / (w.durationMs / 1000)).toFixed(0)
+    : '—'
 }
 
 /** Where snapferry's window went, per scenario (ms). */

@@ -11,8 +11,12 @@ interface Step {
   readonly end: number
 }
 
-/** Changed bytes between two snapshots, as `rbd diff` reports them (read after the run, outside any timing). */
-async function deltaBytes(ctx: RunContext, from: string | undefined, to: string): Promise<number> {
+/** Changed bytes and extents between two snapshots, as `rbd diff` reports them (read after the run, outside any timing). */
+async function delta(
+  ctx: RunContext,
+  from: string | undefined,
+  to: string,
+): Promise<{ deltaBytes: number; extents: number }> {
   const args = [
     'diff',
     '--format',
@@ -21,7 +25,7 @@ async function deltaBytes(ctx: RunContext, from: string | undefined, to: string)
     `rbd/${ctx.srcImage}@${to}`,
   ]
   const extents = JSON.parse(await ctx.regions.a.rbd(...args)) as { length: number }[]
-  return extents.reduce((n, e) => n + e.length, 0)
+  return { deltaBytes: extents.reduce((n, e) => n + e.length, 0), extents: extents.length }
 }
 
 export async function runManual(ctx: RunContext, method: Method, warmRounds: number): Promise<MethodRun> {
@@ -65,7 +69,7 @@ export async function runManual(ctx: RunContext, method: Method, warmRounds: num
     const ship = steps.find((s) => s.name === `round-${i}`) as Step
     rounds.push({
       round: i,
-      deltaBytes: await deltaBytes(ctx, i === 0 ? undefined : `manual-${i - 1}`, `manual-${i}`),
+      ...(await delta(ctx, i === 0 ? undefined : `manual-${i - 1}`, `manual-${i}`)),
       durationMs: ship.end - snap.start,
     })
   }

@@ -69,6 +69,7 @@ transport:
   const rounds: RoundPoint[] = stats.map((s) => ({
     round: s.round,
     deltaBytes: s.dataBytes + s.zeroBytes,
+    extents: s.extents,
     durationMs: s.totalMs,
     predictedWindowMs: predictions.find((p) => p.round === s.round)?.prediction.windowMs,
   }))

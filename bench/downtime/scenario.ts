@@ -18,6 +18,8 @@ export interface RoundPoint {
   readonly round: number
   /** Changed bytes the round shipped (w + z records). */
   readonly deltaBytes: number
+  /** Extents of the delta (runs recorded before this field was added have none). */
+  readonly extents?: number | undefined
   readonly durationMs: number
   /** snapferry only: the window predicted after this round. */
   readonly predictedWindowMs?: number | undefined

@@ -1,6 +1,7 @@
 /**
  * The agent side of the protocol: performs driver operations for the controller. Runs on the volume's
  * host (a local child process, or over SSH), reading control messages on `input`, answering on `output`.
+ * Its data streams (exports and imports as segments) are agent-streams.ts.
  */
 import { randomUUID } from 'node:crypto'
 import { chmod, mkdtemp, rm } from 'node:fs/promises'
@@ -12,16 +13,12 @@ import type { Logger } from 'pino'
 import { createDriver } from '../drivers/driver-registry.js'
 import type { VolumeDriver } from '../drivers/volume-driver.js'
 import { asSnapferryError, SnapferryError } from '../errors/snapferry-error.js'
-import type { CompressionSetting } from '../transfer/compression-policy.js'
-import { SegmentCodec } from '../transfer/segment-codec.js'
-import { SegmentReceiver } from '../transfer/segment-receiver.js'
-import { SegmentSender } from '../transfer/segment-sender.js'
 import { VERSION } from '../version.js'
+import { AgentStreams, type StreamHeader } from './agent-streams.js'
 import { readHeaderLine, readJsonLines, writeJsonLine } from './ndjson.js'
 import {
   AGENT_METHODS,
   type AgentMethod,
-  type DataStreamHeader,
   type HelloMessage,
   PROTOCOL_VERSION,
   type RequestMessage,
@@ -29,22 +26,6 @@ import {
   type VolumeRef,
 } from './protocol-messages.js'
 
-const DATA_CONNECT_TIMEOUT_MS = 30_000
-/** Unacknowledged frame bytes a sending agent keeps for re-sending (covers ~150 ms at 1.6 Gbit/s). */
-export const SEND_WINDOW_BYTES = 32 << 20
-/**
- * A sending agent cuts a partial segment once its first byte waited this long: small extents leave the
- * source at a few MB/s, and a whole 1 MiB segment took 480–730 ms to fill in the downtime bench's warm
- * rounds over 100 Mbit, with the destination idle. Fast streams fill a segment in a few ms and never hit it.
- */
-export const SEGMENT_AGE_MS = 25
-/**
- * Verified delta bytes an import holds before pausing the link. An rbd apply reads nothing for its first
- * ~0.9 s (destination state, head guard, marker: one rbd process each); with only a few MiB of buffer
- * the link idles meanwhile, and inside a cutover window that idle time is downtime. Bounded, so memory
- * stays flat: at most this much per volume being imported.
- */
-export const RECEIVE_BUFFER_BYTES = 32 << 20
 const KEEP_RESPONSES = 1000
 
 export interface AgentServerOptions {
@@ -59,20 +40,15 @@ export interface AgentServerOptions {
   readonly lingerMs?: number
 }
 
-/** A data connection's first line. */
-type DataHeader =
-  | (DataStreamHeader & { readonly from?: number })
-  | { readonly attach: string; readonly pending: readonly number[] }
-
-type Stream = { readonly sender: SegmentSender } | { readonly receiver: SegmentReceiver }
+/** A data connection's first line: a stream's, or a controller re-attaching. */
+type DataHeader = StreamHeader | { readonly attach: string; readonly pending: readonly number[] }
 
 export class AgentServer {
   readonly #opts: AgentServerOptions
   readonly #drivers = new Map<string, VolumeDriver>()
   readonly #inflight = new Map<number, AbortController>()
-  readonly #streams = new Map<string, Stream>()
-  readonly #arrived = new Map<string, { sock: Socket; header: DataHeader }>()
   readonly #completed = new Map<number, ResponseMessage>()
+  readonly #streams: AgentStreams
   readonly #session = randomUUID()
   #server: Server | undefined
   #dir: string | undefined
@@ -85,6 +61,7 @@ export class AgentServer {
   constructor(opts: AgentServerOptions) {
     this.#opts = opts
     this.#output = opts.output
+    this.#streams = new AgentStreams(opts.log)
   }
 
   /** Serve until the controller closes our input; resolves then. */
@@ -247,78 +224,10 @@ export class AgentServer {
       case 'estimateDiff':
         return d.estimateDiff ? d.estimateDiff(params.fromSnap as string | undefined, signal) : null
       case 'exportDiff':
-        return this.#export(d, params, signal)
+        return this.#streams.export(d, params, signal)
       case 'importDiff':
-        return this.#import(d, params, signal)
+        return this.#streams.import(d, params, signal)
     }
-  }
-
-  async #export(d: VolumeDriver, params: Record<string, unknown>, signal: AbortSignal): Promise<unknown> {
-    const token = params.stream as string
-    const label = (params.volume as VolumeRef).label
-    const sender = new SegmentSender({
-      codec: await SegmentCodec.create(),
-      compression: (params.compression as CompressionSetting | undefined) ?? 0,
-      windowBytes: SEND_WINDOW_BYTES,
-      maxSegmentAgeMs: SEGMENT_AGE_MS,
-      label,
-      resumable: true,
-      onLevelChange: (level) => this.#opts.log.debug({ volume: label, level }, 'compression level'),
-    })
-    const abort = () => sender.fail(signal.reason as Error)
-    signal.addEventListener('abort', abort, { once: true })
-    this.#register(token, { sender })
-    try {
-      const request = params.request as { toSnap: string }
-      const result = await d.exportDiff({ ...request, signal }, sender.input)
-      const stats = await sender.done
-      return { ...result, ...sender.digest(), transfer: stats }
-    } catch (e) {
-      sender.fail(e as Error)
-      throw e
-    } finally {
-      signal.removeEventListener('abort', abort)
-      this.#streams.delete(token)
-    }
-  }
-
-  async #import(d: VolumeDriver, params: Record<string, unknown>, signal: AbortSignal): Promise<unknown> {
-    const token = params.stream as string
-    const label = (params.volume as VolumeRef).label
-    const receiver = new SegmentReceiver({
-      codec: await SegmentCodec.create(),
-      label,
-      resumable: true,
-      bufferBytes: RECEIVE_BUFFER_BYTES,
-      onCorrupt: (e) => this.#opts.log.warn({ volume: label, err: e.message }, 'damaged segment refused'),
-    })
-    const abort = () => receiver.output.destroy(signal.reason as Error)
-    signal.addEventListener('abort', abort, { once: true })
-    this.#register(token, { receiver })
-    try {
-      const request = params.request as { toSnap: string }
-      const result = await d.importDiff({ ...request, signal }, receiver.output)
-      return { ...result, ...receiver.digest(), transfer: receiver.stats }
-    } finally {
-      signal.removeEventListener('abort', abort)
-      this.#streams.delete(token)
-      receiver.output.destroy()
-    }
-  }
-
-  /** A stream is ready for connections; one that arrived first is handed over now. */
-  #register(token: string, st: Stream): void {
-    this.#streams.set(token, st)
-    const early = this.#arrived.get(token)
-    if (early) {
-      this.#arrived.delete(token)
-      this.#connect(st, early.sock, early.header)
-    }
-  }
-
-  #connect(st: Stream, sock: Socket, h: DataHeader): void {
-    if ('sender' in st) st.sender.attach(sock, 'from' in h && typeof h.from === 'number' ? h.from : 0)
-    else st.receiver.attach(sock)
   }
 
   #driver(ref: VolumeRef): VolumeDriver {
@@ -336,25 +245,11 @@ export class AgentServer {
     s.on('error', () => {})
     try {
       const header = (await readHeaderLine(s)) as DataHeader
-      if ('attach' in header) return this.#attach(s, header)
-      const st = this.#streams.get(header.token)
-      if (st) return this.#connect(st, s, header)
-      // The request that owns this stream has not arrived yet (control and data race).
-      this.#arrived.get(header.token)?.sock.destroy()
-      this.#arrived.set(header.token, { sock: s, header })
-      setTimeout(() => {
-        if (this.#arrived.get(header.token)?.sock === s) {
-          this.#arrived.delete(header.token)
-          s.destroy()
-        }
-      }, DATA_CONNECT_TIMEOUT_MS).unref()
+      if ('attach' in header) this.#attach(s, header)
+      else this.#streams.connect(s, header)
     } catch (e) {
       this.#opts.log.warn({ err: (e as Error).message }, 'bad data connection')
       s.destroy()
     }
   }
-}
-
-export function newStreamToken(): string {
-  return randomUUID()
 }

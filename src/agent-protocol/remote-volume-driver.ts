@@ -23,7 +23,7 @@ import { SegmentCodec } from '../transfer/segment-codec.js'
 import { type ReceiverStats, SegmentReceiver } from '../transfer/segment-receiver.js'
 import { SegmentSender, type SenderStats } from '../transfer/segment-sender.js'
 import type { AgentClient } from './agent-client.js'
-import { newStreamToken } from './agent-server.js'
+import { newStreamToken } from './agent-streams.js'
 import type { StreamDigest, VolumeRef } from './protocol-messages.js'
 
 export class RemoteVolumeDriver implements VolumeDriver {

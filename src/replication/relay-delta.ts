@@ -3,7 +3,7 @@
  * backpressure end to end, and a check that the destination received exactly the bytes sent.
  */
 import { PassThrough, Transform } from 'node:stream'
-import { newStreamToken } from '../agent-protocol/agent-server.js'
+import { newStreamToken } from '../agent-protocol/agent-streams.js'
 import { RemoteVolumeDriver } from '../agent-protocol/remote-volume-driver.js'
 import type {
   ExportRequest,

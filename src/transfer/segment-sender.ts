@@ -25,7 +25,7 @@ export interface SenderOptions {
   /** A connection that closes before the end fails the stream instead of waiting for another. */
   readonly resumable: boolean
   readonly onLevelChange?: (level: number) => void
-  /** Cut a segment once its first byte waited this long, full or not (why: SEGMENT_AGE_MS, agent-server.ts). */
+  /** Cut a segment once its first byte waited this long, full or not (why: SEGMENT_AGE_MS, agent-streams.ts). */
   readonly maxSegmentAgeMs?: number
 }
 

@@ -90,7 +90,16 @@ it('a kill in the middle of a transfer is repaired on the next run', async () =>
       const j = (await s.journal()).slice(before)
       if (j.some((e) => e.type === 'transfer-started' && e.from !== null)) break
     }
-    await new Promise((r) => setTimeout(r, 300))
+    // Kill once the destination is applying (its marker is set), not after a fixed delay: on a loaded
+    // machine the first bytes can take longer than any delay, and a kill before the apply leaves
+    // nothing to repair.
+    let applying = false
+    for (let i = 0; i < 400 && !applying; i++) {
+      await new Promise((r) => setTimeout(r, 10))
+      applying = existsSync(marker)
+    }
+    expect(applying).toBe(true)
+    await new Promise((r) => setTimeout(r, 100))
     run2.kill('SIGKILL')
     await new Promise((r) => run2.on('exit', r))
     const third = await snapferry(['run', s.pipeline])

@@ -23,10 +23,11 @@ export const SEND_WINDOW_BYTES = 32 << 20
  */
 export const SEGMENT_AGE_MS = 25
 /**
- * Verified delta bytes an import holds before pausing the link. An rbd apply reads nothing for its first
- * ~0.9 s (destination state, head guard, marker: one rbd process each); with only a few MiB of buffer
- * the link idles meanwhile, and inside a cutover window that idle time is downtime. Bounded, so memory
- * stays flat: at most this much per volume being imported.
+ * Verified delta bytes an import holds before pausing the link. An rbd apply reads nothing until its
+ * checks passed and its marker is set (~0.9 s with one rbd process per check; 130–440 ms with the librbd
+ * session on the downtime bench); with only a few MiB of buffer the link idles meanwhile, and inside a
+ * cutover window that idle time is downtime. Bounded, so memory stays flat: at most this much per
+ * volume being imported.
  */
 export const RECEIVE_BUFFER_BYTES = 32 << 20
 

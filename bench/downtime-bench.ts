@@ -8,7 +8,8 @@
  * runs add up and a stopped run keeps what it finished. Needs root, iproute2, openssh-server, Ceph.
  *
  * usage: node dist/bench/downtime-bench.js [--only SUBSTRING]... [--methods snapferry,manual,manual-3]
- *          [--target 1s] [--json FILE] [--work DIR (kept)] [--no-docs]
+ *          [--repeat N (runs per method, order alternating)] [--target 1s] [--json FILE]
+ *          [--work DIR (kept)] [--no-docs]
  *        node dist/bench/downtime-bench.js --from-json FILE   (tables and pictures from saved results)
  */
 import { spawnSync } from 'node:child_process'
@@ -62,6 +63,11 @@ const jsonOut = arg('--json')[0]
 const keepDir = arg('--work')[0]
 const fromJson = arg('--from-json')[0]
 const methods = arg('--methods')[0]?.split(',')
+const repetitions = Number(arg('--repeat')[0] ?? '1')
+if (!Number.isInteger(repetitions) || repetitions < 1) {
+  console.error(`--repeat wants a whole number of runs per method (1 or more), not ${arg('--repeat')[0]}`)
+  process.exit(2)
+}
 const writeDocs = !process.argv.includes('--no-docs')
 const command = `npm run bench:downtime${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(' ')}` : ''}`
 const SAVED = path.join(ROOT, 'docs/bench/downtime-results.json')
@@ -107,7 +113,7 @@ async function writeDocsFor(results: readonly ScenarioResult[], header: string):
 }
 
 const MERGED_HEADER =
-  'Results add up across runs of `npm run bench:downtime` (each scenario says below when, on which commit and with which command it was measured; one run per scenario). The raw results are [docs/bench/downtime-results.json](bench/downtime-results.json); `npm run bench:downtime -- --from-json docs/bench/downtime-results.json` regenerates these tables and pictures.'
+  'Results add up across runs of `npm run bench:downtime` (each scenario says below when, on which commit and with which command it was measured, and how many runs per method; with several, a window is the median with the range in brackets, a ratio is median ÷ median with the range of the ratios within each repetition, and the picture shows the median runs). The raw results are [docs/bench/downtime-results.json](bench/downtime-results.json); `npm run bench:downtime -- --from-json docs/bench/downtime-results.json` regenerates these tables and pictures.'
 
 async function runAll(): Promise<ScenarioResult[]> {
   const missing = preflight()
@@ -148,9 +154,10 @@ async function runAll(): Promise<ScenarioResult[]> {
       const r = await runScenario(regions, ROOT, work, s, rate, {
         targetDowntime: target,
         methods,
+        repetitions,
         onRun: (run) =>
           process.stderr.write(
-            `  ${run.method}: window ${(run.windowMs / 1000).toFixed(2)} s, ${run.warmRounds} warm rounds, final delta ${(run.finalDeltaBytes / 1048576).toFixed(2)} MiB${run.predictedMs ? `, predicted ${(run.predictedMs / 1000).toFixed(2)} s (own measure ${((run.downtimeMs ?? 0) / 1000).toFixed(2)} s)` : ''}, writer ${(run.writerBytesPerSecond / 1048576).toFixed(2)} MiB/s, CPU stolen ${run.cpuSteal === undefined ? '?' : `${(run.cpuSteal * 100).toFixed(0)} %`}, identical ${run.identical}\n`,
+            `  ${repetitions > 1 ? `run ${(run.repetition ?? 0) + 1}, ` : ''}${run.method}: window ${(run.windowMs / 1000).toFixed(2)} s, ${run.warmRounds} warm rounds, final delta ${(run.finalDeltaBytes / 1048576).toFixed(2)} MiB${run.predictedMs ? `, predicted ${(run.predictedMs / 1000).toFixed(2)} s (own measure ${((run.downtimeMs ?? 0) / 1000).toFixed(2)} s)` : ''}, writer ${(run.writerBytesPerSecond / 1048576).toFixed(2)} MiB/s, CPU stolen ${run.cpuSteal === undefined ? '?' : `${(run.cpuSteal * 100).toFixed(0)} %`}, identical ${run.identical}\n`,
           ),
       })
       const measured = { at: new Date().toISOString(), command, commit }

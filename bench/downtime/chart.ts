@@ -3,7 +3,15 @@
  * round's delta size for every method (log scale) with snapferry's predicted window per round; right,
  * the final cutover window of each method next to the physical floor. Pure: results in, SVG text out.
  */
-import { physicalFloorMs, type ScenarioResult, scenarioTitle } from './scenario.js'
+import {
+  type Method,
+  type MethodRun,
+  medianRun,
+  physicalFloorMs,
+  runsOf,
+  type ScenarioResult,
+  scenarioTitle,
+} from './scenario.js'
 
 const W = 760
 const H = 300
@@ -19,7 +27,14 @@ function fmtBytes(b: number): string {
   return `${Math.round(b / 1024)} KiB`
 }
 
-export function scenarioChart(r: ScenarioResult): string {
+/**
+ * With several runs per method the picture shows each method's median run (by window), and each window
+ * bar carries a line from the fastest to the slowest run.
+ */
+export function scenarioChart(all: ScenarioResult): string {
+  const methods: Method[] = ['snapferry', 'manual', 'manual-3']
+  const medians = methods.map((m) => medianRun(all, m)).filter((m): m is MethodRun => m !== undefined)
+  const r: ScenarioResult = { ...all, runs: medians }
   const out: string[] = []
   out.push(
     `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif" font-size="11">`,
@@ -76,14 +91,19 @@ export function scenarioChart(r: ScenarioResult): string {
   const R = { x: 530, y: 40, w: 200, h: 210 }
   const floor = sf ? physicalFloorMs(sf.finalSnapshotMs, sf.finalDeltaBytes, r.linkBytesPerSecond) : undefined
   const bars = [
-    ...r.runs.map((m) => ({ label: m.method, ms: m.windowMs, color: COLORS[m.method] as string })),
+    ...r.runs.map((m) => ({
+      label: m.method,
+      ms: m.windowMs,
+      color: COLORS[m.method] as string,
+      spread: runsOf(all, m.method).map((x) => x.windowMs),
+    })),
     ...(sf?.predictedMs !== undefined ? [{ label: 'predicted', ms: sf.predictedMs, color: '#a6dba0' }] : []),
     ...(floor !== undefined ? [{ label: 'floor', ms: floor, color: '#bbbbbb' }] : []),
   ]
-  const bmax = Math.max(...bars.map((b) => b.ms)) * 1.15
+  const bmax = Math.max(...bars.flatMap((b) => [b.ms, ...('spread' in b ? b.spread : [])])) * 1.15
   const bw = R.w / bars.length
   out.push(
-    `<text x="${R.x}" y="${R.y - 6}">cutover window (writer stopped → verified)</text>`,
+    `<text x="${R.x}" y="${R.y - 6}">cutover window (writer stopped → verified)${all.runs.length > r.runs.length ? ', median run; line: all runs' : ''}</text>`,
     `<line x1="${R.x}" x2="${R.x + R.w}" y1="${R.y + R.h}" y2="${R.y + R.h}" stroke="#999"/>`,
   )
   bars.forEach((b, i) => {
@@ -94,6 +114,13 @@ export function scenarioChart(r: ScenarioResult): string {
       `<text x="${(bx + (bw - 8) / 2).toFixed(1)}" y="${(R.y + R.h - hgt - 3).toFixed(1)}" text-anchor="middle">${(b.ms / 1000).toFixed(2)} s</text>`,
       `<text x="${(bx + (bw - 8) / 2).toFixed(1)}" y="${R.y + R.h + 14}" text-anchor="middle" font-size="10">${esc(b.label)}</text>`,
     )
+    if ('spread' in b && b.spread.length > 1) {
+      const cx = (bx + (bw - 8) / 2).toFixed(1)
+      const yOf = (ms: number) => (R.y + R.h - (ms / bmax) * R.h).toFixed(1)
+      out.push(
+        `<line x1="${cx}" x2="${cx}" y1="${yOf(Math.min(...b.spread))}" y2="${yOf(Math.max(...b.spread))}" stroke="#333" stroke-width="1.5"/>`,
+      )
+    }
   })
   // Legend.
   let lx = L.x

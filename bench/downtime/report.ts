@@ -2,7 +2,9 @@
 import {
   type MethodRun,
   MiB,
+  medianRun,
   physicalFloorMs,
+  runsOf,
   type ScenarioResult,
   scenarioName,
   scenarioTitle,
@@ -15,40 +17,88 @@ export const MARK_END = '<!-- downtime-bench:end -->'
 const s = (ms: number) => `${(ms / 1000).toFixed(2)} s`
 const mib = (b: number) => `${(b / MiB).toFixed(2)}`
 
-function run(r: ScenarioResult, m: MethodRun['method']): MethodRun | undefined {
-  return r.runs.find((x) => x.method === m)
-}
+/** A method's median run (the only run when the scenario ran once). */
+const run = medianRun
 
-/** manual ÷ snapferry window: above 1 means snapferry's downtime is shorter. */
+/** manual ÷ snapferry window, median against median: above 1 means snapferry's downtime is shorter. */
 export function ratio(r: ScenarioResult, baseline: 'manual' | 'manual-3'): number | undefined {
   const a = run(r, baseline)
   const b = run(r, 'snapferry')
   return a && b ? a.windowMs / b.windowMs : undefined
 }
 
+/**
+ * manual ÷ snapferry window within each repetition (runs minutes apart on the same host), lowest and
+ * highest; undefined unless at least two repetitions have both methods.
+ */
+export function pairedRatioRange(
+  r: ScenarioResult,
+  baseline: 'manual' | 'manual-3',
+): { min: number; max: number } | undefined {
+  const ratios: number[] = []
+  for (const sf of runsOf(r, 'snapferry')) {
+    const m = runsOf(r, baseline).find((x) => x.repetition === sf.repetition)
+    if (m) ratios.push(m.windowMs / sf.windowMs)
+  }
+  return ratios.length < 2 ? undefined : { min: Math.min(...ratios), max: Math.max(...ratios) }
+}
+
 /** (predicted − measured) ÷ measured, for snapferry's own downtime measure (first step to last). */
-export function predictionError(r: ScenarioResult): number | undefined {
-  const sf = run(r, 'snapferry')
+export function predictionError(sf: MethodRun | undefined): number | undefined {
   if (!sf?.predictedMs || !sf.downtimeMs) return undefined
   return (sf.predictedMs - sf.downtimeMs) / sf.downtimeMs
 }
 
+/** Prediction errors of every snapferry run of the scenario (one per repetition). */
+export function predictionErrors(r: ScenarioResult): number[] {
+  return runsOf(r, 'snapferry')
+    .map(predictionError)
+    .filter((e): e is number => e !== undefined)
+}
+
+const pct = (e: number) => `${e > 0 ? '+' : ''}${(e * 100).toFixed(0)} %`
+
+/** "1.20 s" for one run; "1.20 s (0.90–3.10)" for the median of several, with their range. */
+function windowCell(r: ScenarioResult, m: MethodRun['method']): string {
+  const all = runsOf(r, m)
+  const med = run(r, m)
+  if (!med) return '—'
+  if (all.length < 2) return s(med.windowMs)
+  const w = all.map((x) => x.windowMs)
+  return `${s(med.windowMs)} (${(Math.min(...w) / 1000).toFixed(2)}–${(Math.max(...w) / 1000).toFixed(2)})`
+}
+
+/**
+ * One row per scenario. With several runs per method a window is "median (min–max)", a ratio is median ÷
+ * median with the range of the per-repetition ratios under it, and the prediction is the median run's with
+ * every run's error; the other columns are the median snapferry and manual runs'.
+ */
 export function summaryTable(results: readonly ScenarioResult[]): string {
   const rows = [
-    '| scenario | snapferry window | manual, same rounds | manual, 3 rounds | ratio (same) | ratio (3) | predicted / measured | floor | final delta MiB (sf / manual) | warm rounds (sf / manual) | identical |',
-    '|---|---|---|---|---|---|---|---|---|---|---|',
+    '| scenario | runs | snapferry window | manual, same rounds | manual, 3 rounds | ratio (same) | ratio (3) | predicted / measured | floor | final delta MiB (sf / manual) | warm rounds (sf / manual) | identical |',
+    '|---|---|---|---|---|---|---|---|---|---|---|---|',
   ]
   for (const r of results) {
     const sf = run(r, 'snapferry')
     const m = run(r, 'manual')
-    const m3 = run(r, 'manual-3')
-    const err = predictionError(r)
+    const err = predictionError(sf)
+    const errs = predictionErrors(r)
     const floor = sf
       ? physicalFloorMs(sf.finalSnapshotMs, sf.finalDeltaBytes, r.linkBytesPerSecond)
       : undefined
-    const fmtRatio = (x: number | undefined) => (x === undefined ? '—' : `**${x.toFixed(2)}×**`)
+    const fmtRatio = (baseline: 'manual' | 'manual-3') => {
+      const x = ratio(r, baseline)
+      if (x === undefined) return '—'
+      const range = pairedRatioRange(r, baseline)
+      return `**${x.toFixed(2)}×**${range ? ` (${range.min.toFixed(2)}–${range.max.toFixed(2)})` : ''}`
+    }
+    const predicted =
+      sf?.predictedMs && sf.downtimeMs && err !== undefined
+        ? `${s(sf.predictedMs)} / ${s(sf.downtimeMs)} (${pct(err)})${errs.length > 1 ? `; all runs ${errs.map(pct).join(', ')}` : ''}`
+        : '—'
+    const n = Math.max(...(['snapferry', 'manual', 'manual-3'] as const).map((k) => runsOf(r, k).length))
     rows.push(
-      `| ${scenarioTitle(r.scenario)} | ${sf ? s(sf.windowMs) : '—'} | ${m ? s(m.windowMs) : '—'} | ${m3 ? s(m3.windowMs) : '—'} | ${fmtRatio(ratio(r, 'manual'))} | ${fmtRatio(ratio(r, 'manual-3'))} | ${sf?.predictedMs && sf.downtimeMs ? `${s(sf.predictedMs)} / ${s(sf.downtimeMs)} (${err && err > 0 ? '+' : ''}${((err ?? 0) * 100).toFixed(0)} %)` : '—'} | ${floor !== undefined ? s(floor) : '—'} | ${sf ? mib(sf.finalDeltaBytes) : '—'} / ${m ? mib(m.finalDeltaBytes) : '—'} | ${sf?.warmRounds ?? '—'} / ${m?.warmRounds ?? '—'} | ${r.runs.every((x) => x.identical) ? 'yes' : '**NO**'} |`,
+      `| ${scenarioTitle(r.scenario)} | ${n} | ${windowCell(r, 'snapferry')} | ${windowCell(r, 'manual')} | ${windowCell(r, 'manual-3')} | ${fmtRatio('manual')} | ${fmtRatio('manual-3')} | ${predicted} | ${floor !== undefined ? s(floor) : '—'} | ${sf ? mib(sf.finalDeltaBytes) : '—'} / ${m ? mib(m.finalDeltaBytes) : '—'} | ${sf?.warmRounds ?? '—'} / ${m?.warmRounds ?? '—'} | ${r.runs.every((x) => x.identical) ? 'yes' : '**NO**'} |`,
     )
   }
   return rows.join('\n')
@@ -56,13 +106,13 @@ export function summaryTable(results: readonly ScenarioResult[]): string {
 
 export function detailTable(results: readonly ScenarioResult[]): string {
   const rows = [
-    '| scenario | method | window | final snapshot | final delta MiB | final extents | last warm round extents/s | wire MB | total | writer achieved MiB/s | CPU stolen |',
-    '|---|---|---|---|---|---|---|---|---|---|---|',
+    '| scenario | run | method | window | final snapshot | final delta MiB | final extents | last warm round extents/s | wire MB | total | writer achieved MiB/s | CPU stolen |',
+    '|---|---|---|---|---|---|---|---|---|---|---|---|',
   ]
   for (const r of results)
     for (const m of r.runs)
       rows.push(
-        `| ${scenarioName(r.scenario)} | ${m.method} | ${s(m.windowMs)} | ${s(m.finalSnapshotMs)} | ${mib(m.finalDeltaBytes)} | ${m.rounds.at(-1)?.extents ?? '—'} | ${warmExtentRate(m)} | ${(m.wireBytes / 1e6).toFixed(0)} | ${s(m.totalMs)} | ${(m.writerBytesPerSecond / MiB).toFixed(2)} | ${m.cpuSteal === undefined ? '—' : `${(m.cpuSteal * 100).toFixed(0)} %`} |`,
+        `| ${scenarioName(r.scenario)} | ${(m.repetition ?? 0) + 1} | ${m.method} | ${s(m.windowMs)} | ${s(m.finalSnapshotMs)} | ${mib(m.finalDeltaBytes)} | ${m.rounds.at(-1)?.extents ?? '—'} | ${warmExtentRate(m)} | ${(m.wireBytes / 1e6).toFixed(0)} | ${s(m.totalMs)} | ${(m.writerBytesPerSecond / MiB).toFixed(2)} | ${m.cpuSteal === undefined ? '—' : `${(m.cpuSteal * 100).toFixed(0)} %`} |`,
       )
   return rows.join('\n')
 }
@@ -75,14 +125,15 @@ function warmExtentRate(m: MethodRun): string {
     : '—'
 }
 
-/** Where snapferry's window went, per scenario (ms). */
+/** Where snapferry's window went, per scenario and run (ms). */
 export function breakdownTable(results: readonly ScenarioResult[]): string {
-  const keys = [...new Set(results.flatMap((r) => Object.keys(run(r, 'snapferry')?.breakdown ?? {})))]
-  const rows = [`| scenario | ${keys.join(' | ')} |`, `|---|${keys.map(() => '---|').join('')}`]
-  for (const r of results) {
-    const b = run(r, 'snapferry')?.breakdown ?? {}
+  const sfRuns = results.flatMap((r) => runsOf(r, 'snapferry').map((m) => ({ r, m })))
+  const keys = [...new Set(sfRuns.flatMap(({ m }) => Object.keys(m.breakdown ?? {})))]
+  const rows = [`| scenario | run | ${keys.join(' | ')} |`, `|---|---|${keys.map(() => '---|').join('')}`]
+  for (const { r, m } of sfRuns) {
+    const b = m.breakdown ?? {}
     rows.push(
-      `| ${scenarioName(r.scenario)} | ${keys.map((k) => (b[k] === undefined ? '—' : `${Math.round(b[k])}`)).join(' | ')} |`,
+      `| ${scenarioName(r.scenario)} | ${(m.repetition ?? 0) + 1} | ${keys.map((k) => (b[k] === undefined ? '—' : `${Math.round(b[k])}`)).join(' | ')} |`,
     )
   }
   return rows.join('\n')
@@ -100,10 +151,12 @@ export function replaceSection(doc: string, section: string): string {
 /** When and how each scenario was measured. */
 export function provenanceList(results: readonly ScenarioResult[]): string {
   return results
-    .map((r) =>
-      r.measured
-        ? `- ${scenarioName(r.scenario)}: ${r.measured.at.slice(0, 16).replace('T', ' ')} UTC, commit ${r.measured.commit}, \`${r.measured.command}\``
-        : `- ${scenarioName(r.scenario)}: an earlier session (before per-scenario provenance was recorded)`,
-    )
+    .map((r) => {
+      const reps = new Set(r.runs.map((m) => m.repetition ?? 0)).size
+      const how = reps > 1 ? `, ${reps} runs per method, the order alternating` : ''
+      return r.measured
+        ? `- ${scenarioName(r.scenario)}: ${r.measured.at.slice(0, 16).replace('T', ' ')} UTC, commit ${r.measured.commit}, \`${r.measured.command}\`${how}`
+        : `- ${scenarioName(r.scenario)}: an earlier session (before per-scenario provenance was recorded)`
+    })
     .join('\n')
 }

@@ -1,4 +1,7 @@
-/** One scenario: the same seed image and the same live writer for snapferry, then the manual runbook twice. */
+/**
+ * One scenario: the same seed image and the same live writer for snapferry and the manual runbook (twice),
+ * repeated with the order alternating (scenario.ts, methodOrder).
+ */
 import { mkdir, rm } from 'node:fs/promises'
 import path from 'node:path'
 import type { CephRegions } from '../lib/ceph-regions.js'
@@ -6,13 +9,15 @@ import { sampleCpu, stealShare } from './cpu-steal.js'
 import { runInA } from './run-context.js'
 import { runManual } from './run-manual.js'
 import { runSnapferry } from './run-snapferry.js'
-import { type MethodRun, type Scenario, type ScenarioResult, scenarioName } from './scenario.js'
+import { type MethodRun, methodOrder, type Scenario, type ScenarioResult, scenarioName } from './scenario.js'
 import { makeSourceImage, removeImage, startWriter } from './workload.js'
 
 export interface ScenarioOptions {
   readonly targetDowntime: string
   /** Run only these methods (default: all three). */
   readonly methods?: readonly string[] | undefined
+  /** Run every method this many times, the order alternating between repetitions (default 1). */
+  readonly repetitions?: number | undefined
   /** Called after each method with its figures (progress output). */
   readonly onRun?: (run: MethodRun) => void
 }
@@ -47,7 +52,7 @@ export async function runScenario(
   const dir = path.join(workDir, scenarioName(s))
   await mkdir(dir, { recursive: true })
   const runs: MethodRun[] = []
-  const one = async (method: MethodRun['method'], warm: number) => {
+  const one = async (method: MethodRun['method'], warm: number, repetition: number) => {
     const ctx = { regions, repoRoot, dir, srcImage: `src-${method}`, dstImage: `dst-${method}` }
     await removeImage(regions.a, `rbd/${ctx.srcImage}`)
     await removeImage(regions.b, `rbd/${ctx.dstImage}`)
@@ -59,7 +64,7 @@ export async function runScenario(
         method === 'snapferry'
           ? await runSnapferry({ ...ctx, writer }, opts.targetDowntime)
           : await runManual({ ...ctx, writer }, method, warm)
-      const run = { ...measured, cpuSteal: stealShare(cpu0, await sampleCpu()) }
+      const run = { ...measured, repetition, cpuSteal: stealShare(cpu0, await sampleCpu()) }
       runs.push(run)
       opts.onRun?.(run)
       return run
@@ -71,8 +76,11 @@ export async function runScenario(
     }
   }
   const want = (m: string) => !opts.methods || opts.methods.includes(m)
-  const sf = want('snapferry') ? await one('snapferry', 0) : undefined
-  if (want('manual')) await one('manual', sf?.warmRounds ?? 3)
-  if (want('manual-3')) await one('manual-3', 3)
+  let sfWarm: number | undefined
+  for (let rep = 0; rep < (opts.repetitions ?? 1); rep++)
+    for (const method of methodOrder(rep).filter(want)) {
+      const r = await one(method, method === 'manual' ? (sfWarm ?? 3) : 3, rep)
+      if (method === 'snapferry') sfWarm = r.warmRounds
+    }
   return { scenario: s, linkBytesPerSecond, runs }
 }

@@ -27,6 +27,8 @@ export interface RoundPoint {
 
 export interface MethodRun {
   readonly method: Method
+  /** Which repetition of the scenario this run belongs to (0-based; absent in results with one run each). */
+  readonly repetition?: number | undefined
   /** Warm delta rounds before the cutover (the base and the final round not counted). */
   readonly warmRounds: number
   readonly rounds: readonly RoundPoint[]
@@ -57,7 +59,31 @@ export interface ScenarioResult {
   readonly measured?: { readonly at: string; readonly command: string; readonly commit: string } | undefined
   /** Measured link rate (bytes/s) used for the physical floor. */
   readonly linkBytesPerSecond: number
+  /** Every run of every method, in the order they ran (several per method with --repeat). */
   readonly runs: readonly MethodRun[]
+}
+
+/** The runs of one method, in the order they ran. */
+export function runsOf(r: ScenarioResult, method: Method): MethodRun[] {
+  return r.runs.filter((x) => x.method === method)
+}
+
+/**
+ * The median run of a method by window: the middle run of an odd count, the lower middle of an even
+ * one, so the figures reported beside the window (rounds, delta, prediction) come from one real run.
+ */
+export function medianRun(r: ScenarioResult, method: Method): MethodRun | undefined {
+  const sorted = runsOf(r, method).sort((a, b) => a.windowMs - b.windowMs)
+  return sorted[Math.floor((sorted.length - 1) / 2)]
+}
+
+/**
+ * The order the methods run in for repetition `rep`: snapferry first in even repetitions, last in odd
+ * ones, so neither method always gets the host's earlier (or later) minutes. "manual" repeats the warm
+ * rounds of the latest snapferry run before it (the previous repetition's when snapferry runs last).
+ */
+export function methodOrder(rep: number): Method[] {
+  return rep % 2 === 0 ? ['snapferry', 'manual', 'manual-3'] : ['manual-3', 'manual', 'snapferry']
 }
 
 export function scenarioName(s: Scenario): string {

@@ -62,7 +62,7 @@ export async function runScenario(
       const cpu0 = await sampleCpu()
       const measured =
         method === 'snapferry'
-          ? await runSnapferry({ ...ctx, writer }, opts.targetDowntime)
+          ? await runSnapferry({ ...ctx, writer }, opts.targetDowntime, `snapferry-run${repetition + 1}`)
           : await runManual({ ...ctx, writer }, method, warm)
       const run = { ...measured, repetition, cpuSteal: stealShare(cpu0, await sampleCpu()) }
       runs.push(run)

@@ -8,7 +8,15 @@ import { type RunContext, runInA } from './run-context.js'
 import type { MethodRun, RoundPoint } from './scenario.js'
 import { imageSha256 } from './workload.js'
 
-export async function runSnapferry(ctx: RunContext, targetDowntime: string): Promise<MethodRun> {
+/**
+ * One snapferry run; its journal and its output (the controller's reasons per round) are kept in the
+ * scenario's directory as `<keepAs>.journal.json` and `<keepAs>.out.txt`.
+ */
+export async function runSnapferry(
+  ctx: RunContext,
+  targetDowntime: string,
+  keepAs: string,
+): Promise<MethodRun> {
   const h = ctx.regions.hosts
   const cli = path.join(ctx.repoRoot, 'dist/src/cli/main.js')
   const agent = path.join(ctx.repoRoot, 'dist/agents/snapferry-agent.js')
@@ -54,9 +62,10 @@ transport:
   const r = await runInA(h, [process.execPath, ...prof, cli, 'run', file])
   const totalMs = Date.now() - t0
   const wireBytes = (await h.linkBytes()) - wire0
+  await writeFile(path.join(ctx.dir, `${keepAs}.out.txt`), `${r.out}\n${r.err}`)
   if (r.code !== 0) throw new Error(`snapferry run exited ${r.code}:\n${r.err}\n${r.out}`)
   const journal = await readJournal(path.join(ctx.dir, 'state'))
-  await writeFile(path.join(ctx.dir, 'snapferry.journal.json'), JSON.stringify(journal))
+  await writeFile(path.join(ctx.dir, `${keepAs}.journal.json`), JSON.stringify(journal))
   const stoppedAt = await ctx.writer.stoppedAt()
   const startedAt = Number((await readFile(marker, 'utf8')).trim()) * 1000
   const stats = journal.flatMap((e) => (e.type === 'round-completed' ? [e.stats] : []))

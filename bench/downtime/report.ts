@@ -106,15 +106,21 @@ export function summaryTable(results: readonly ScenarioResult[]): string {
 
 export function detailTable(results: readonly ScenarioResult[]): string {
   const rows = [
-    '| scenario | run | method | window | final snapshot | final delta MiB | final extents | last warm round extents/s | wire MB | total | writer achieved MiB/s | CPU stolen |',
-    '|---|---|---|---|---|---|---|---|---|---|---|---|',
+    '| scenario | run | method | window | final snapshot | final delta MiB | final extents | last warm round extents/s | wire MB | total | writer achieved MiB/s | CPU stolen | OSD write latency ms (src / dst) |',
+    '|---|---|---|---|---|---|---|---|---|---|---|---|---|',
   ]
   for (const r of results)
     for (const m of r.runs)
       rows.push(
-        `| ${scenarioName(r.scenario)} | ${(m.repetition ?? 0) + 1} | ${m.method} | ${s(m.windowMs)} | ${s(m.finalSnapshotMs)} | ${mib(m.finalDeltaBytes)} | ${m.rounds.at(-1)?.extents ?? '—'} | ${warmExtentRate(m)} | ${(m.wireBytes / 1e6).toFixed(0)} | ${s(m.totalMs)} | ${(m.writerBytesPerSecond / MiB).toFixed(2)} | ${m.cpuSteal === undefined ? '—' : `${(m.cpuSteal * 100).toFixed(0)} %`} |`,
+        `| ${scenarioName(r.scenario)} | ${(m.repetition ?? 0) + 1} | ${m.method} | ${s(m.windowMs)} | ${s(m.finalSnapshotMs)} | ${mib(m.finalDeltaBytes)} | ${m.rounds.at(-1)?.extents ?? '—'} | ${warmExtentRate(m)} | ${(m.wireBytes / 1e6).toFixed(0)} | ${s(m.totalMs)} | ${(m.writerBytesPerSecond / MiB).toFixed(2)} | ${m.cpuSteal === undefined ? '—' : `${(m.cpuSteal * 100).toFixed(0)} %`} | ${osdLatency(m)} |`,
       )
   return rows.join('\n')
+}
+
+/** Mean latency of the client writes each OSD served during the run: "2.1 / 4.8"; '—' when not recorded. */
+function osdLatency(m: MethodRun): string {
+  const f = (x: { meanLatencyMs: number } | undefined) => (x ? x.meanLatencyMs.toFixed(1) : '—')
+  return m.osd ? `${f(m.osd.source)} / ${f(m.osd.destination)}` : '—'
 }
 
 /** Extents per second of the last warm round (snapshot to applied, beside the writer); '—' when not recorded. */

@@ -6,6 +6,7 @@ import { mkdir, rm } from 'node:fs/promises'
 import path from 'node:path'
 import type { CephRegions } from '../lib/ceph-regions.js'
 import { sampleCpu, stealShare } from './cpu-steal.js'
+import { osdWritesBetween } from './osd-latency.js'
 import { runInA } from './run-context.js'
 import { runManual } from './run-manual.js'
 import { runSnapferry } from './run-snapferry.js'
@@ -59,12 +60,26 @@ export async function runScenario(
     await makeSourceImage(regions.a, `rbd/${ctx.srcImage}`, s.imageBytes)
     const writer = await startWriter(regions.a, repoRoot, 'rbd', ctx.srcImage, s.writer, dir)
     try {
-      const cpu0 = await sampleCpu()
+      const [cpu0, src0, dst0] = await Promise.all([
+        sampleCpu(),
+        regions.a.osdWrites(),
+        regions.b.osdWrites(),
+      ])
       const measured =
         method === 'snapferry'
           ? await runSnapferry({ ...ctx, writer }, opts.targetDowntime, `snapferry-run${repetition + 1}`)
           : await runManual({ ...ctx, writer }, method, warm)
-      const run = { ...measured, repetition, cpuSteal: stealShare(cpu0, await sampleCpu()) }
+      const [cpu1, src1, dst1] = await Promise.all([
+        sampleCpu(),
+        regions.a.osdWrites(),
+        regions.b.osdWrites(),
+      ])
+      const run = {
+        ...measured,
+        repetition,
+        cpuSteal: stealShare(cpu0, cpu1),
+        osd: { source: osdWritesBetween(src0, src1), destination: osdWritesBetween(dst0, dst1) },
+      }
       runs.push(run)
       opts.onRun?.(run)
       return run

@@ -51,6 +51,13 @@ export interface MethodRun {
   readonly writerBytesPerSecond: number
   /** Share of CPU time the hypervisor stole during this run (0..1; absent in old results). */
   readonly cpuSteal?: number | undefined
+  /** Client writes each cluster's OSD served during the run and their mean latency (absent in old results). */
+  readonly osd?:
+    | {
+        readonly source?: { readonly writes: number; readonly meanLatencyMs: number } | undefined
+        readonly destination?: { readonly writes: number; readonly meanLatencyMs: number } | undefined
+      }
+    | undefined
 }
 
 export interface ScenarioResult {

@@ -16,6 +16,14 @@ export interface Region {
   readonly conf: string
   /** rbd with this cluster's conf, run inside the region's namespace; argv only. */
   rbd(...args: string[]): Promise<string>
+  /** The OSD's client write counters from its admin socket (perf dump), or undefined when unreadable. */
+  osdWrites(): Promise<OsdWriteSample | undefined>
+}
+
+/** Client writes an OSD has served so far and the sum of their latencies (seconds). */
+export interface OsdWriteSample {
+  readonly count: number
+  readonly latencySumS: number
 }
 
 export interface CephRegions {
@@ -43,9 +51,25 @@ export async function startCephRegions(repoRoot: string): Promise<CephRegions> {
       },
     )
     const conf = stdout.trim().split('\n').pop() as string
+    // ceph-dev-cluster.sh: admin socket = <cluster dir>/run/$name.asok
+    const asok = path.join(path.dirname(conf), 'run/osd.0.asok')
     return {
       ns,
       conf,
+      osdWrites: async () => {
+        try {
+          const { stdout: dump } = await run(
+            'ip',
+            ['netns', 'exec', ns, 'ceph', '--admin-daemon', asok, 'perf', 'dump', 'osd'],
+            { maxBuffer: 16 << 20, timeout: 30_000 },
+          )
+          const lat = (JSON.parse(dump) as { osd: { op_w_latency: { avgcount: number; sum: number } } }).osd
+            .op_w_latency
+          return { count: lat.avgcount, latencySumS: lat.sum }
+        } catch {
+          return undefined
+        }
+      },
       rbd: async (...args: string[]) =>
         (
           await run('ip', ['netns', 'exec', ns, 'rbd', '--conf', conf, ...args], {

@@ -2,6 +2,7 @@
 import { describe, expect, it } from 'vitest'
 import { scenarioChart } from '../../../bench/downtime/chart.js'
 import { parseProcStat, stealShare } from '../../../bench/downtime/cpu-steal.js'
+import { osdWritesBetween } from '../../../bench/downtime/osd-latency.js'
 import {
   breakdownTable,
   detailTable,
@@ -182,6 +183,29 @@ describe('downtime bench report', () => {
     expect(methodOrder(0)).toEqual(['snapferry', 'manual', 'manual-3'])
     expect(methodOrder(1)).toEqual(['manual-3', 'manual', 'snapferry'])
     expect(methodOrder(2)).toEqual(methodOrder(0))
+  })
+
+  it('gives each OSD’s mean client-write latency over a run, and shows it per run', () => {
+    expect(osdWritesBetween({ count: 1000, latencySumS: 2 }, { count: 3000, latencySumS: 12 })).toEqual({
+      writes: 2000,
+      meanLatencyMs: 5,
+    })
+    expect(osdWritesBetween({ count: 10, latencySumS: 1 }, { count: 10, latencySumS: 1 })).toBeUndefined()
+    expect(osdWritesBetween(undefined, { count: 10, latencySumS: 1 })).toBeUndefined()
+    const withOsd: ScenarioResult = {
+      ...result,
+      runs: [
+        run('snapferry', 800, {
+          osd: { source: { writes: 9, meanLatencyMs: 2.14 }, destination: { writes: 9, meanLatencyMs: 4.8 } },
+        }),
+        run('manual', 1600, { osd: { source: { writes: 9, meanLatencyMs: 3 } } }),
+        run('manual-3', 2400),
+      ],
+    }
+    const rows = detailTable([withOsd]).split('\n')
+    expect(rows[2]?.endsWith('| 2.1 / 4.8 |')).toBe(true)
+    expect(rows[3]?.endsWith('| 3.0 / — |')).toBe(true)
+    expect(rows[4]?.endsWith('| — |')).toBe(true)
   })
 
   it('reads the hypervisor steal share from /proc/stat', () => {

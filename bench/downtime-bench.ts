@@ -9,6 +9,7 @@
  *
  * usage: node dist/bench/downtime-bench.js [--only SUBSTRING]... [--methods snapferry,manual,manual-3]
  *          [--repeat N (runs per method, order alternating)] [--target 1s] [--json FILE]
+ *          [--snapshots-keep N (snapferry's snapshots.keep, default 2)]
  *          [--work DIR (kept)] [--no-docs]
  *        node dist/bench/downtime-bench.js --from-json FILE   (tables and pictures from saved results)
  */
@@ -63,9 +64,15 @@ const jsonOut = arg('--json')[0]
 const keepDir = arg('--work')[0]
 const fromJson = arg('--from-json')[0]
 const methods = arg('--methods')[0]?.split(',')
+const snapshotsKept =
+  arg('--snapshots-keep')[0] === undefined ? undefined : Number(arg('--snapshots-keep')[0])
 const repetitions = Number(arg('--repeat')[0] ?? '1')
 if (!Number.isInteger(repetitions) || repetitions < 1) {
   console.error(`--repeat wants a whole number of runs per method (1 or more), not ${arg('--repeat')[0]}`)
+  process.exit(2)
+}
+if (snapshotsKept !== undefined && (!Number.isInteger(snapshotsKept) || snapshotsKept < 1)) {
+  console.error(`--snapshots-keep wants a whole number (1 or more), not ${arg('--snapshots-keep')[0]}`)
   process.exit(2)
 }
 const writeDocs = !process.argv.includes('--no-docs')
@@ -155,6 +162,7 @@ async function runAll(): Promise<ScenarioResult[]> {
         targetDowntime: target,
         methods,
         repetitions,
+        snapshotsKept,
         onRun: (run) =>
           process.stderr.write(
             `  ${repetitions > 1 ? `run ${(run.repetition ?? 0) + 1}, ` : ''}${run.method}: window ${(run.windowMs / 1000).toFixed(2)} s, ${run.warmRounds} warm rounds, final delta ${(run.finalDeltaBytes / 1048576).toFixed(2)} MiB${run.predictedMs ? `, predicted ${(run.predictedMs / 1000).toFixed(2)} s (own measure ${((run.downtimeMs ?? 0) / 1000).toFixed(2)} s)` : ''}, writer ${(run.writerBytesPerSecond / 1048576).toFixed(2)} MiB/s, CPU stolen ${run.cpuSteal === undefined ? '?' : `${(run.cpuSteal * 100).toFixed(0)} %`}, identical ${run.identical}\n`,

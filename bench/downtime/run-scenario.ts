@@ -19,6 +19,8 @@ export interface ScenarioOptions {
   readonly methods?: readonly string[] | undefined
   /** Run every method this many times, the order alternating between repetitions (default 1). */
   readonly repetitions?: number | undefined
+  /** snapferry's `snapshots.keep` (default 2; more than its rounds means no snapshot is removed during a run). */
+  readonly snapshotsKept?: number | undefined
   /** Called after each method with its figures (progress output). */
   readonly onRun?: (run: MethodRun) => void
 }
@@ -67,7 +69,12 @@ export async function runScenario(
       ])
       const measured =
         method === 'snapferry'
-          ? await runSnapferry({ ...ctx, writer }, opts.targetDowntime, `snapferry-run${repetition + 1}`)
+          ? await runSnapferry(
+              { ...ctx, writer },
+              opts.targetDowntime,
+              `snapferry-run${repetition + 1}`,
+              opts.snapshotsKept,
+            )
           : await runManual({ ...ctx, writer }, method, warm)
       const [cpu1, src1, dst1] = await Promise.all([
         sampleCpu(),

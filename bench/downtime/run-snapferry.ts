@@ -16,6 +16,7 @@ export async function runSnapferry(
   ctx: RunContext,
   targetDowntime: string,
   keepAs: string,
+  snapshotsKept = 2,
 ): Promise<MethodRun> {
   const h = ctx.regions.hosts
   const cli = path.join(ctx.repoRoot, 'dist/src/cli/main.js')
@@ -52,7 +53,7 @@ cutover:
     - name: start-vm
       run: [bash, -c, 'date +%s.%N > "$0"', ${marker}]
   verify: records
-snapshots: { keep: 2 }
+snapshots: { keep: ${snapshotsKept} }
 transport:
   ssh: { config: none, knownHosts: ${h.knownHosts}, identityFile: ${h.identity}, agentCommand: [${[process.execPath, ...prof, agent].join(', ')}] }
 `,

@@ -9,7 +9,7 @@
  *
  * usage: node dist/bench/downtime-bench.js [--only SUBSTRING]... [--methods snapferry,manual,manual-3]
  *          [--repeat N (runs per method, order alternating)] [--target 1s] [--json FILE]
- *          [--snapshots-keep N (snapferry's snapshots.keep, default 2)]
+ *          [--snapshots-keep N (snapferry's snapshots.keep, default 2)] [--compression auto|none|LEVEL]
  *          [--work DIR (kept)] [--no-docs]
  *        node dist/bench/downtime-bench.js --from-json FILE   (tables and pictures from saved results)
  */
@@ -163,6 +163,7 @@ async function runAll(): Promise<ScenarioResult[]> {
         methods,
         repetitions,
         snapshotsKept,
+        compression: arg('--compression')[0],
         onRun: (run) =>
           process.stderr.write(
             `  ${repetitions > 1 ? `run ${(run.repetition ?? 0) + 1}, ` : ''}${run.method}: window ${(run.windowMs / 1000).toFixed(2)} s, ${run.warmRounds} warm rounds, final delta ${(run.finalDeltaBytes / 1048576).toFixed(2)} MiB${run.predictedMs ? `, predicted ${(run.predictedMs / 1000).toFixed(2)} s (own measure ${((run.downtimeMs ?? 0) / 1000).toFixed(2)} s)` : ''}, writer ${(run.writerBytesPerSecond / 1048576).toFixed(2)} MiB/s, CPU stolen ${run.cpuSteal === undefined ? '?' : `${(run.cpuSteal * 100).toFixed(0)} %`}, identical ${run.identical}\n`,

@@ -21,6 +21,8 @@ export interface ScenarioOptions {
   readonly repetitions?: number | undefined
   /** snapferry's `snapshots.keep` (default 2; more than its rounds means no snapshot is removed during a run). */
   readonly snapshotsKept?: number | undefined
+  /** snapferry's `transport.compression` (default auto). */
+  readonly compression?: string | undefined
   /** Called after each method with its figures (progress output). */
   readonly onRun?: (run: MethodRun) => void
 }
@@ -74,6 +76,7 @@ export async function runScenario(
               opts.targetDowntime,
               `snapferry-run${repetition + 1}`,
               opts.snapshotsKept,
+              opts.compression,
             )
           : await runManual({ ...ctx, writer }, method, warm)
       const [cpu1, src1, dst1] = await Promise.all([

@@ -17,6 +17,7 @@ export async function runSnapferry(
   targetDowntime: string,
   keepAs: string,
   snapshotsKept = 2,
+  compression = 'auto',
 ): Promise<MethodRun> {
   const h = ctx.regions.hosts
   const cli = path.join(ctx.repoRoot, 'dist/src/cli/main.js')
@@ -55,6 +56,7 @@ cutover:
   verify: records
 snapshots: { keep: ${snapshotsKept} }
 transport:
+  compression: ${compression}
   ssh: { config: none, knownHosts: ${h.knownHosts}, identityFile: ${h.identity}, agentCommand: [${[process.execPath, ...prof, agent].join(', ')}] }
 `,
   )

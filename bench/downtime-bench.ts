@@ -28,7 +28,7 @@ import {
 } from './downtime/report.js'
 import { measureLinkRate, runScenario } from './downtime/run-scenario.js'
 import { fullMatrix, mergeResults, type ScenarioResult, scenarioName } from './downtime/scenario.js'
-import { startCephRegions } from './lib/ceph-regions.js'
+import { type CephRegions, startCephRegions } from './lib/ceph-regions.js'
 
 const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../..')
 
@@ -133,11 +133,13 @@ async function runAll(): Promise<ScenarioResult[]> {
   )
   const work = keepDir ?? (await mkdtemp(path.join(tmpdir(), 'sf-downtime-')))
   await mkdir(work, { recursive: true })
-  const regions = await startCephRegions(ROOT)
+  // Fresh clusters for every scenario: the same run on clusters that already served a scenario's
+  // runs (images written, snapshotted and removed) took up to twice as long (docs/BENCHMARKS.md).
+  let regions: CephRegions | undefined
   // Stopped with Ctrl-C or kill: take the clusters, namespaces and sshds down instead of leaving them.
   const interrupted = (sig: NodeJS.Signals) => {
     process.stderr.write(`\n${sig}: stopping the clusters and namespaces\n`)
-    void regions.stop().finally(() => process.exit(130))
+    void (regions?.stop() ?? Promise.resolve()).finally(() => process.exit(130))
   }
   process.once('SIGINT', interrupted)
   process.once('SIGTERM', interrupted)
@@ -145,6 +147,9 @@ async function runAll(): Promise<ScenarioResult[]> {
   try {
     const rates = new Map<string, number>()
     for (const s of scenarios) {
+      await regions?.stop()
+      regions = undefined
+      regions = await startCephRegions(ROOT)
       await regions.hosts.shape(s.link)
       const key = s.link ?? 'unshaped'
       // The floor needs the link's physical rate: tbf's for a shaped link, the best of two OpenSSH
@@ -184,7 +189,7 @@ async function runAll(): Promise<ScenarioResult[]> {
       if (jsonOut) await writeFile(jsonOut, JSON.stringify(results, null, 2))
     }
   } finally {
-    await regions.stop()
+    await regions?.stop()
     if (!keepDir) await rm(work, { recursive: true, force: true })
   }
   return results

@@ -75,6 +75,11 @@ if (snapshotsKept !== undefined && (!Number.isInteger(snapshotsKept) || snapshot
   console.error(`--snapshots-keep wants a whole number (1 or more), not ${arg('--snapshots-keep')[0]}`)
   process.exit(2)
 }
+const compression = arg('--compression')[0]
+if (compression !== undefined && !/^(auto|none|[1-9]|1[0-9])$/.test(compression)) {
+  console.error(`--compression wants auto, none or a zstd level 1–19, not ${compression}`)
+  process.exit(2)
+}
 const writeDocs = !process.argv.includes('--no-docs')
 const command = `npm run bench:downtime${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(' ')}` : ''}`
 const SAVED = path.join(ROOT, 'docs/bench/downtime-results.json')
@@ -168,7 +173,7 @@ async function runAll(): Promise<ScenarioResult[]> {
         methods,
         repetitions,
         snapshotsKept,
-        compression: arg('--compression')[0],
+        compression,
         onRun: (run) =>
           process.stderr.write(
             `  ${repetitions > 1 ? `run ${(run.repetition ?? 0) + 1}, ` : ''}${run.method}: window ${(run.windowMs / 1000).toFixed(2)} s, ${run.warmRounds} warm rounds, final delta ${(run.finalDeltaBytes / 1048576).toFixed(2)} MiB${run.predictedMs ? `, predicted ${(run.predictedMs / 1000).toFixed(2)} s (own measure ${((run.downtimeMs ?? 0) / 1000).toFixed(2)} s)` : ''}, writer ${(run.writerBytesPerSecond / 1048576).toFixed(2)} MiB/s, CPU stolen ${run.cpuSteal === undefined ? '?' : `${(run.cpuSteal * 100).toFixed(0)} %`}, identical ${run.identical}\n`,

@@ -4,7 +4,7 @@
  * the final cutover window of each method next to the physical floor. Pure: results in, SVG text out.
  */
 import {
-  type Method,
+  METHODS,
   type MethodRun,
   medianRun,
   physicalFloorMs,
@@ -32,8 +32,7 @@ function fmtBytes(b: number): string {
  * bar carries a line from the fastest to the slowest run.
  */
 export function scenarioChart(all: ScenarioResult): string {
-  const methods: Method[] = ['snapferry', 'manual', 'manual-3']
-  const medians = methods.map((m) => medianRun(all, m)).filter((m): m is MethodRun => m !== undefined)
+  const medians = METHODS.map((m) => medianRun(all, m)).filter((m): m is MethodRun => m !== undefined)
   const r: ScenarioResult = { ...all, runs: medians }
   const out: string[] = []
   out.push(
@@ -97,10 +96,12 @@ export function scenarioChart(all: ScenarioResult): string {
       color: COLORS[m.method] as string,
       spread: runsOf(all, m.method).map((x) => x.windowMs),
     })),
-    ...(sf?.predictedMs !== undefined ? [{ label: 'predicted', ms: sf.predictedMs, color: '#a6dba0' }] : []),
-    ...(floor !== undefined ? [{ label: 'floor', ms: floor, color: '#bbbbbb' }] : []),
+    ...(sf?.predictedMs !== undefined
+      ? [{ label: 'predicted', ms: sf.predictedMs, color: '#a6dba0', spread: [] }]
+      : []),
+    ...(floor !== undefined ? [{ label: 'floor', ms: floor, color: '#bbbbbb', spread: [] }] : []),
   ]
-  const bmax = Math.max(...bars.flatMap((b) => [b.ms, ...('spread' in b ? b.spread : [])])) * 1.15
+  const bmax = Math.max(...bars.flatMap((b) => [b.ms, ...b.spread])) * 1.15
   const bw = R.w / bars.length
   out.push(
     `<text x="${R.x}" y="${R.y - 6}">cutover window (writer stopped → verified)${all.runs.length > r.runs.length ? ', median run; line: all runs' : ''}</text>`,
@@ -114,7 +115,7 @@ export function scenarioChart(all: ScenarioResult): string {
       `<text x="${(bx + (bw - 8) / 2).toFixed(1)}" y="${(R.y + R.h - hgt - 3).toFixed(1)}" text-anchor="middle">${(b.ms / 1000).toFixed(2)} s</text>`,
       `<text x="${(bx + (bw - 8) / 2).toFixed(1)}" y="${R.y + R.h + 14}" text-anchor="middle" font-size="10">${esc(b.label)}</text>`,
     )
-    if ('spread' in b && b.spread.length > 1) {
+    if (b.spread.length > 1) {
       const cx = (bx + (bw - 8) / 2).toFixed(1)
       const yOf = (ms: number) => (R.y + R.h - (ms / bmax) * R.h).toFixed(1)
       out.push(

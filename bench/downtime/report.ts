@@ -1,5 +1,8 @@
 /** Tables for the downtime bench (printed and written into docs/BENCHMARKS.md between markers). Pure. */
+
+import type { OsdWrites } from './osd-latency.js'
 import {
+  METHODS,
   type MethodRun,
   MiB,
   medianRun,
@@ -96,7 +99,7 @@ export function summaryTable(results: readonly ScenarioResult[]): string {
       sf?.predictedMs && sf.downtimeMs && err !== undefined
         ? `${s(sf.predictedMs)} / ${s(sf.downtimeMs)} (${pct(err)})${errs.length > 1 ? `; all runs ${errs.map(pct).join(', ')}` : ''}`
         : '—'
-    const n = Math.max(...(['snapferry', 'manual', 'manual-3'] as const).map((k) => runsOf(r, k).length))
+    const n = Math.max(...METHODS.map((k) => runsOf(r, k).length))
     rows.push(
       `| ${scenarioTitle(r.scenario)} | ${n} | ${windowCell(r, 'snapferry')} | ${windowCell(r, 'manual')} | ${windowCell(r, 'manual-3')} | ${fmtRatio('manual')} | ${fmtRatio('manual-3')} | ${predicted} | ${floor !== undefined ? s(floor) : '—'} | ${sf ? mib(sf.finalDeltaBytes) : '—'} / ${m ? mib(m.finalDeltaBytes) : '—'} | ${sf?.warmRounds ?? '—'} / ${m?.warmRounds ?? '—'} | ${r.runs.every((x) => x.identical) ? 'yes' : '**NO**'} |`,
     )
@@ -119,7 +122,7 @@ export function detailTable(results: readonly ScenarioResult[]): string {
 
 /** Mean latency of the client writes each OSD served during the run: "2.1 / 4.8"; '—' when not recorded. */
 function osdLatency(m: MethodRun): string {
-  const f = (x: { meanLatencyMs: number } | undefined) => (x ? x.meanLatencyMs.toFixed(1) : '—')
+  const f = (x: OsdWrites | undefined) => (x ? x.meanLatencyMs.toFixed(1) : '—')
   return m.osd ? `${f(m.osd.source)} / ${f(m.osd.destination)}` : '—'
 }
 

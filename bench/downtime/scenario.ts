@@ -1,4 +1,5 @@
 /** The downtime bench's scenarios and what one run of one method measured (shared by runners, report, charts). */
+import type { OsdWrites } from './osd-latency.js'
 
 export const MiB = 1 << 20
 export const GiB = 1 << 30
@@ -13,6 +14,9 @@ export interface Scenario {
 }
 
 export type Method = 'snapferry' | 'manual' | 'manual-3'
+
+/** Every method, in the order of a scenario's first repetition. */
+export const METHODS: readonly Method[] = ['snapferry', 'manual', 'manual-3']
 
 export interface RoundPoint {
   readonly round: number
@@ -53,10 +57,7 @@ export interface MethodRun {
   readonly cpuSteal?: number | undefined
   /** Client writes each cluster's OSD served during the run and their mean latency (absent in old results). */
   readonly osd?:
-    | {
-        readonly source?: { readonly writes: number; readonly meanLatencyMs: number } | undefined
-        readonly destination?: { readonly writes: number; readonly meanLatencyMs: number } | undefined
-      }
+    | { readonly source?: OsdWrites | undefined; readonly destination?: OsdWrites | undefined }
     | undefined
 }
 
@@ -90,7 +91,7 @@ export function medianRun(r: ScenarioResult, method: Method): MethodRun | undefi
  * rounds of the latest snapferry run before it (the previous repetition's when snapferry runs last).
  */
 export function methodOrder(rep: number): Method[] {
-  return rep % 2 === 0 ? ['snapferry', 'manual', 'manual-3'] : ['manual-3', 'manual', 'snapferry']
+  return rep % 2 === 0 ? [...METHODS] : [...METHODS].reverse()
 }
 
 export function scenarioName(s: Scenario): string {

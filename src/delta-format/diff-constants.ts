@@ -25,3 +25,10 @@ export const TAG = {
 export const MAX_SNAP_NAME_BYTES = 4096
 /** Largest data chunk the decoder hands out at once: memory stays flat whatever a record claims. */
 export const MAX_CHUNK_BYTES = 1 << 20
+/**
+ * Largest 'w' record the v1 encoder writes by joining contiguous write pieces (one default RADOS object).
+ * The decoder splits a record wherever its input chunks end (a pipe read, a 1 MiB segment), and `rbd
+ * import-diff` from stdin applies one record at a time, waiting for each write: re-encoded piece by piece,
+ * the base of the downtime bench became ~10,400 serial writes of ~60 KiB instead of ~260 (docs/BENCHMARKS.md).
+ */
+export const COALESCE_WRITE_BYTES = 4 << 20

@@ -51,6 +51,53 @@ describe('rbd diff v1 encoding', () => {
     }
   })
 
+  it('joins contiguous write pieces into one record up to the limit, and nothing else', async () => {
+    const KiB = 1024
+    const piece = (offset: number, n: number, fill: number): DataRecord => ({
+      kind: 'write',
+      offset,
+      data: Buffer.alloc(n, fill),
+    })
+    const recs: DataRecord[] = [
+      piece(0, 64 * KiB, 1),
+      piece(64 * KiB, 64 * KiB, 2),
+      piece(128 * KiB, 64 * KiB, 3), // contiguous: one record of 192 KiB so far
+      piece(256 * KiB, 4 * KiB, 4), // a gap: a new record
+      { kind: 'zero', offset: 260 * KiB, length: 4 * KiB }, // a zero record ends a run
+      piece(264 * KiB, 4 * KiB, 5),
+      piece(268 * KiB, 100 * KiB, 6), // contiguous, but past the 160 KiB limit with what follows
+      piece(368 * KiB, 100 * KiB, 7),
+    ]
+    const header = { size: 1 << 20 }
+    const bytes = Buffer.concat(await collect(encodeDiffV1(header, recs, 160 * KiB)))
+    // Decoded whole (one input chunk), each record arrives as one piece: its extent is the record's.
+    const got = (await decodeAll(bytes)).records.map((r) => [
+      r.kind,
+      r.offset,
+      r.kind === 'write' ? r.data.length : r.length,
+    ])
+    expect(got).toEqual([
+      ['write', 0, 128 * KiB], // 3 pieces would make 192 KiB > 160 KiB: the third starts the next
+      ['write', 128 * KiB, 64 * KiB],
+      ['write', 256 * KiB, 4 * KiB],
+      ['zero', 260 * KiB, 4 * KiB],
+      ['write', 264 * KiB, 104 * KiB],
+      ['write', 368 * KiB, 100 * KiB],
+    ])
+    const img = applyToBuffer(Buffer.alloc(0), header, (await decodeAll(bytes)).records)
+    expect(img.equals(applyToBuffer(Buffer.alloc(0), header, recs))).toBe(true)
+  })
+
+  it('re-encodes a record the decoder split into pieces as the one record it was', async () => {
+    const data = randomBytes(mulberry32(7), 3 << 20)
+    const bytes = await encode({ size: 8 << 20 }, [{ kind: 'write', offset: 1 << 20, data }])
+    // Decoded from 64 KiB reads (a pipe's), the 3 MiB record arrives as 49 pieces (the header shifts them).
+    const pieces = (await decodeAll(bytes, 64 << 10)).records
+    expect(pieces.length).toBe(49)
+    const again = await encode({ size: 8 << 20 }, pieces)
+    expect(again.equals(bytes)).toBe(true)
+  })
+
   it('round-trips random diffs (property, seeded)', async () => {
     for (let seed = 1; seed <= 60; seed++) {
       const rnd = mulberry32(seed)

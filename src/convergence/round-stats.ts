@@ -1,5 +1,7 @@
 /** What one round of one volume measured: the predictor's only input besides the config. */
 
+import type { ApplyWaits } from '../drivers/volume-driver.js'
+
 export interface VolumeRoundStats {
   readonly volume: string
   readonly round: number
@@ -28,6 +30,10 @@ export interface VolumeRoundStats {
   readonly applyMode?: string | undefined
   /** When each step of the destination's apply ended, ms after it began (see ImportResult.phasesMs). */
   readonly applyPhasesMs?: Readonly<Record<string, number>> | undefined
+  /** A streamed apply's waits (ImportResult.waitsMs): for the delta's bytes, and for the destination. */
+  readonly applyWaitsMs?: ApplyWaits | undefined
+  /** The sending agent's waits: blocked by the link or receiver, and idle until the source's next bytes. */
+  readonly sendWaitsMs?: { readonly forLink: number; readonly forSource: number } | undefined
   /** Bytes on the wire between agents (frames after compression, re-sent frames included). */
   readonly wireBytes?: number | undefined
   /** Times the transfer resumed after a dropped link or a refused damaged segment. */

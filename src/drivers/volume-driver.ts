@@ -83,6 +83,15 @@ export interface ImportResult extends TransferStats {
   readonly applyMode?: string | undefined
   /** When each step of the apply ended, ms after it began (rbd: first bytes, checks, marker, import-diff). */
   readonly phasesMs?: Readonly<Record<string, number>> | undefined
+  /** A streamed apply's time spent waiting for the delta's next bytes, and while the destination took them (rbd). */
+  readonly waitsMs?: ApplyWaits | undefined
+}
+
+export interface ApplyWaits {
+  /** Waiting for the delta's next bytes: the link, the relay or the source was slower. */
+  readonly forDelta: number
+  /** Handing bytes to the destination (rbd import-diff): the destination cluster was slower. */
+  readonly forDestination: number
 }
 
 export interface ExportRequest {

@@ -48,6 +48,8 @@ export interface RelayResult {
   /** Frame bytes between the agents (agents only). */
   readonly wireBytes?: number
   readonly resumes?: number
+  /** The sending agent's waits, ms (agents only; SenderStats.blockedMs and idleMs). */
+  readonly sendWaitsMs?: { readonly forLink: number; readonly forSource: number }
 }
 
 const BUFFER_BYTES = 1 << 20
@@ -141,6 +143,14 @@ async function relayBetweenAgents(
       transferMs: performance.now() - t0,
       wireBytes: e.value.transfer?.wireBytes ?? r.value.wireBytes,
       resumes: r.value.resumes,
+      ...(typeof e.value.transfer?.blockedMs === 'number'
+        ? {
+            sendWaitsMs: {
+              forLink: Math.round(e.value.transfer.blockedMs),
+              forSource: Math.round(e.value.transfer.idleMs ?? 0),
+            },
+          }
+        : {}),
     }
   } finally {
     o.signal?.removeEventListener('abort', onAbort)

@@ -82,6 +82,8 @@ export async function runRound(i: RoundInput): Promise<VolumeRoundStats> {
       repairedExtents: i.repair?.length ?? 0,
       ...(r.imported.applyMode ? { applyMode: r.imported.applyMode } : {}),
       ...(r.imported.phasesMs ? { applyPhasesMs: r.imported.phasesMs } : {}),
+      ...(r.imported.waitsMs ? { applyWaitsMs: r.imported.waitsMs } : {}),
+      ...(r.sendWaitsMs ? { sendWaitsMs: r.sendWaitsMs } : {}),
       ...(r.wireBytes !== undefined ? { wireBytes: r.wireBytes, resumes: r.resumes ?? 0 } : {}),
     }
     await journal.append({ type: 'round-completed', stats })

@@ -37,6 +37,10 @@ export interface SenderStats {
   resentFrames: number
   connections: number
   compressMs: number
+  /** Time the producer waited for the window or the connection: the link or the receiver was slower. */
+  blockedMs: number
+  /** Time from taking a chunk to the producer's next one: the source (export) was slower. */
+  idleMs: number
   /** Raw bytes sent per zstd level (0: raw). */
   rawByLevel: Record<string, number>
 }
@@ -64,8 +68,11 @@ export class SegmentSender {
     resentFrames: 0,
     connections: 0,
     compressMs: 0,
+    blockedMs: 0,
+    idleMs: 0,
     rawByLevel: {},
   }
+  #releasedAt = 0
   readonly done: Promise<SenderStats>
   readonly #o: SenderOptions
   readonly #policy: CompressionPolicy
@@ -193,6 +200,7 @@ export class SegmentSender {
   }
 
   #write(chunk: Buffer, cb: (e?: Error | null) => void): void {
+    if (this.#releasedAt > 0) this.stats.idleMs += performance.now() - this.#releasedAt
     if (this.#failed) {
       cb(this.#failed)
       return
@@ -298,7 +306,10 @@ export class SegmentSender {
       return
     const cb = this.#waiting
     this.#waiting = undefined
-    this.#lastWaitMs += performance.now() - this.#waitStart
+    const now = performance.now()
+    this.#lastWaitMs += now - this.#waitStart
+    this.stats.blockedMs += now - this.#waitStart
+    this.#releasedAt = now
     cb()
   }
 }

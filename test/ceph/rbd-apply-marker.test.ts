@@ -90,6 +90,14 @@ describeCeph('rbd apply marker', () => {
     )
     expect(ph['marker set']).toBeGreaterThanOrEqual(ph['checks passed'] ?? 0)
     expect(ph['import-diff done']).toBeGreaterThanOrEqual(ph['marker set'] ?? 0)
+    // And how its streaming split between waiting for the delta and handing it to import-diff.
+    const w = last.imported.waitsMs
+    expect(Object.keys(w ?? {}).sort()).toEqual(['forDelta', 'forDestination'])
+    expect(w?.forDelta).toBeGreaterThanOrEqual(0)
+    expect(w?.forDestination).toBeGreaterThanOrEqual(0)
+    expect((w?.forDelta ?? 0) + (w?.forDestination ?? 0)).toBeLessThanOrEqual(
+      (ph['import-diff done'] ?? 0) + 1,
+    )
     // The last apply removes its own marker after returning: gone within moments.
     expect(await markerAfterSettling(image)).toBeUndefined()
     const [a, b] = await Promise.all([

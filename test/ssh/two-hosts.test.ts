@@ -214,8 +214,22 @@ describe('two hosts over SSH', () => {
     expect(r.code).toBe(0)
     expect(await sha(m.dst)).toBe(await sha(m.src))
     const rounds = (await readJournal(path.join(m.dir, 'state'))).filter((e) => e.type === 'round-completed')
-    const base = (rounds[0] as { stats: { wireBytes?: number; streamBytes: number } }).stats
+    const base = (
+      rounds[0] as {
+        stats: {
+          wireBytes?: number
+          streamBytes: number
+          transferMs: number
+          sendWaitsMs?: { forLink: number; forSource: number }
+        }
+      }
+    ).stats
     expect(base.wireBytes).toBeLessThan(base.streamBytes * 0.6)
+    // The round says where the sending agent waited: for the link or receiver, and for the source.
+    const w = base.sendWaitsMs
+    expect(Object.keys(w ?? {}).sort()).toEqual(['forLink', 'forSource'])
+    expect((w?.forLink ?? -1) + (w?.forSource ?? -1)).toBeLessThanOrEqual(base.transferMs)
+    expect(w?.forLink).toBeGreaterThanOrEqual(0)
     await h.shape(undefined)
     await rm(m.dir, { recursive: true, force: true })
   }, 120_000)

@@ -107,7 +107,11 @@ async function applyWith(
   phases['marker set'] = since()
   const c = newCounters()
   // The stream's 't' names the snapshot import-diff creates: always the requested one.
-  const chunks = countBytes(encodeDiffV1({ ...h, toSnap: req.toSnap }, countRecords(decoded.records, c)), c)
+  const waits = { forDelta: 0, forDestination: 0 }
+  const chunks = timeWaits(
+    countBytes(encodeDiffV1({ ...h, toSnap: req.toSnap }, countRecords(decoded.records, c)), c),
+    waits,
+  )
   const stageFile = stageFileFor(d.opts.stageDir ?? tmpdir(), d.img.spec, req.toSnap)
   const applyMode = await importDiffChunks(
     {
@@ -129,6 +133,7 @@ async function applyWith(
     size: h.size,
     applyMode,
     phasesMs: { ...phases, 'import-diff done': since() },
+    waitsMs: { forDelta: Math.round(waits.forDelta), forDestination: Math.round(waits.forDestination) },
     durationMs: performance.now() - t0,
   }
 }
@@ -237,4 +242,19 @@ export async function prepareBase(
     await d.img.remove()
   }
   await d.img.create(size)
+}
+
+/** Where an apply's streaming time went (ApplyWaits): tells a slow link from a slow destination. */
+async function* timeWaits(
+  chunks: AsyncIterable<Buffer>,
+  waits: { forDelta: number; forDestination: number },
+): AsyncGenerator<Buffer> {
+  let t = performance.now()
+  for await (const chunk of chunks) {
+    const got = performance.now()
+    waits.forDelta += got - t
+    yield chunk
+    t = performance.now()
+    waits.forDestination += t - got
+  }
 }

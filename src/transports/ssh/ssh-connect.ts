@@ -9,6 +9,7 @@ import type { Duplex } from 'node:stream'
 import { type AuthenticationType, Client, type ConnectConfig } from 'ssh2'
 import { SnapferryError } from '../../errors/snapferry-error.js'
 import type { Logger } from '../../logging/logger.js'
+import { batchedTcpConnection } from './batched-socket.js'
 import { appendKnownHost, knownHostName, readKnownHosts, verifyHostKey } from './known-hosts.js'
 import type { SshTarget } from './ssh-target.js'
 
@@ -83,7 +84,8 @@ async function connectOne(t: SshTarget, o: SshConnectOptions, log: Logger, sock?
     host: t.address,
     port: t.port,
     username: t.user,
-    ...(sock ? { sock } : {}),
+    // A direct connection gets a socket that batches ssh2's per-packet writes (batched-socket.ts).
+    sock: sock ?? batchedTcpConnection(t.address, t.port),
     readyTimeout: o.connectTimeoutMs,
     keepaliveInterval: o.keepaliveIntervalMs,
     keepaliveCountMax: o.keepaliveCountMax,

@@ -9,10 +9,10 @@ import { type Duplex, Writable } from 'node:stream'
 import { readJsonLines } from '../agent-protocol/ndjson.js'
 import type { StreamDigest } from '../agent-protocol/protocol-messages.js'
 import { SnapferryError } from '../errors/snapferry-error.js'
-import { CompressionPolicy, type CompressionSetting } from './compression-policy.js'
+import type { CompressionSetting } from './compression-policy.js'
 import type { SegmentCodec } from './segment-codec.js'
+import { SegmentCutter } from './segment-cutter.js'
 import { SEGMENT_BYTES } from './segment-frame.js'
-import { StreamDigestChain } from './stream-digest.js'
 
 export interface SenderOptions {
   readonly codec: SegmentCodec
@@ -72,31 +72,36 @@ export class SegmentSender {
     idleMs: 0,
     rawByLevel: {},
   }
-  #releasedAt = 0
   readonly done: Promise<SenderStats>
   readonly #o: SenderOptions
-  readonly #policy: CompressionPolicy
-  readonly #chain = new StreamDigestChain()
-  #parts: Buffer[] = []
-  #partBytes = 0
-  #ageTimer: NodeJS.Timeout | undefined
+  readonly #cutter: SegmentCutter
   #retained: Retained[] = []
   #retainedBytes = 0
-  #nextSeq = 0
   #endSeq: number | undefined
   #conn: Duplex | undefined
   #sendAt = 0
   #maxSent = -1
   #waiting: (() => void) | undefined
   #waitStart = 0
-  #lastWaitMs = 0
+  #releasedAt = 0
   #resolve!: (s: SenderStats) => void
   #reject!: (e: Error) => void
   #failed: Error | undefined
 
   constructor(o: SenderOptions) {
     this.#o = o
-    this.#policy = new CompressionPolicy(o.compression, o.maxLevel)
+    this.#cutter = new SegmentCutter({
+      codec: o.codec,
+      compression: o.compression,
+      maxLevel: o.maxLevel,
+      maxAgeMs: o.maxSegmentAgeMs,
+      stats: this.stats,
+      onLevelChange: o.onLevelChange,
+      onFrame: (seq, header, payload) => {
+        this.#retain({ seq, header, payload })
+        this.#pump()
+      },
+    })
     this.done = new Promise((res, rej) => {
       this.#resolve = res
       this.#reject = rej
@@ -115,7 +120,7 @@ export class SegmentSender {
 
   /** Proof of the raw bytes cut into segments so far (all of them once `done` resolved). */
   digest(): StreamDigest {
-    return this.#chain.digest()
+    return this.#cutter.digest()
   }
 
   /** A (new) connection to the receiver, which lacks segments from `from` on. */
@@ -125,13 +130,13 @@ export class SegmentSender {
       return
     }
     this.#detach()
-    const first = this.#retained[0]?.seq ?? this.#nextSeq
-    if (from < first || from > this.#nextSeq) {
+    const first = this.#retained[0]?.seq ?? this.#cutter.nextSeq
+    if (from < first || from > this.#cutter.nextSeq) {
       conn.destroy()
       this.fail(
         new SnapferryError(
           'AGENT_PROTOCOL',
-          `receiver of ${this.#o.label} asks for segment ${from}, but only ${first}–${this.#nextSeq} can be sent`,
+          `receiver of ${this.#o.label} asks for segment ${from}, but only ${first}–${this.#cutter.nextSeq} can be sent`,
         ),
       )
       return
@@ -157,7 +162,7 @@ export class SegmentSender {
   fail(e: Error): void {
     if (this.#failed) return
     this.#failed = e
-    clearTimeout(this.#ageTimer)
+    this.#cutter.stop()
     this.#detach()
     this.#retained = []
     this.#retainedBytes = 0
@@ -205,22 +210,7 @@ export class SegmentSender {
       cb(this.#failed)
       return
     }
-    let at = 0
-    while (at < chunk.length) {
-      const take = Math.min(SEGMENT_BYTES - this.#partBytes, chunk.length - at)
-      this.#parts.push(chunk.subarray(at, at + take))
-      this.#partBytes += take
-      at += take
-      if (this.#partBytes === SEGMENT_BYTES) this.#cut()
-    }
-    if (this.#partBytes > 0 && !this.#ageTimer && this.#o.maxSegmentAgeMs !== undefined) {
-      this.#ageTimer = setTimeout(() => {
-        this.#ageTimer = undefined
-        // fail() and every cut clear the timer, so bytes still waiting here are a segment to send.
-        if (this.#partBytes > 0) this.#cut()
-      }, this.#o.maxSegmentAgeMs)
-      this.#ageTimer.unref()
-    }
+    this.#cutter.push(chunk)
     this.#whenRoom(cb)
   }
 
@@ -229,41 +219,8 @@ export class SegmentSender {
       cb(this.#failed)
       return
     }
-    if (this.#partBytes > 0) this.#cut()
-    const seq = this.#nextSeq++
-    this.#endSeq = seq
-    const header = this.#o.codec.endFrame(seq)
-    this.#retain({ seq, header, payload: Buffer.alloc(0) })
-    this.#pump()
+    this.#endSeq = this.#cutter.end()
     cb()
-  }
-
-  /** Make the next frame from the collected raw bytes. */
-  #cut(): void {
-    clearTimeout(this.#ageTimer)
-    this.#ageTimer = undefined
-    // Copy: the producer may reuse its buffers, and a retained frame may be sent again later.
-    const raw = this.#parts.length === 1 ? Buffer.from(this.#parts[0] as Buffer) : Buffer.concat(this.#parts)
-    this.#parts = []
-    this.#partBytes = 0
-    const level = this.#policy.level
-    const f = this.#o.codec.frame(this.#nextSeq, raw, level)
-    this.stats.segments++
-    this.stats.rawBytes += raw.length
-    this.stats.compressMs += f.compressMs
-    this.#chain.add(f.hash, raw.length)
-    const used = String(f.header[7] ?? 0)
-    this.stats.rawByLevel[used] = (this.stats.rawByLevel[used] ?? 0) + raw.length
-    this.#policy.observe({
-      rawBytes: raw.length,
-      wireBytes: f.payload.length,
-      compressMs: f.compressMs,
-      waitMs: this.#lastWaitMs,
-    })
-    this.#lastWaitMs = 0
-    if (this.#policy.level !== level) this.#o.onLevelChange?.(this.#policy.level)
-    this.#retain({ seq: this.#nextSeq++, header: f.header, payload: f.payload })
-    this.#pump()
   }
 
   #retain(r: Retained): void {
@@ -275,8 +232,8 @@ export class SegmentSender {
   #pump(): void {
     const c = this.#conn
     if (!c) return
-    const first = this.#retained[0]?.seq ?? this.#nextSeq
-    while (this.#sendAt < this.#nextSeq && !c.writableNeedDrain) {
+    const first = this.#retained[0]?.seq ?? this.#cutter.nextSeq
+    while (this.#sendAt < this.#cutter.nextSeq && !c.writableNeedDrain) {
       const r = this.#retained[this.#sendAt - first]
       if (!r) break
       this.#sendAt++
@@ -301,13 +258,13 @@ export class SegmentSender {
     const backedUp = this.#conn ? this.#conn.writableNeedDrain : true
     if (
       !this.#failed &&
-      (this.#retainedBytes > this.#o.windowBytes || (backedUp && this.#sendAt < this.#nextSeq))
+      (this.#retainedBytes > this.#o.windowBytes || (backedUp && this.#sendAt < this.#cutter.nextSeq))
     )
       return
     const cb = this.#waiting
     this.#waiting = undefined
     const now = performance.now()
-    this.#lastWaitMs += now - this.#waitStart
+    this.#cutter.waited(now - this.#waitStart)
     this.stats.blockedMs += now - this.#waitStart
     this.#releasedAt = now
     cb()

@@ -9,8 +9,46 @@
  * what is running, disconnect, exit. Errors carry librbd's errno and text in the rbd CLI's shape
  * ("... (2) No such file or directory") so the CLI's error rules classify both.
  */
-export const LIBRBD_SESSION_PY = String.raw`
-import calendar, json, os, sys, threading
+/**
+ * Connecting to a cluster the way the rbd CLI does, with snapferry's timeouts (shared by the session and
+ * the exporter, librbd-export-py.ts): `connect(conn, report)` returns (rados, rbd, cluster), or passes
+ * report() librbd's errno and text in the rbd CLI's shape ("... (2) No such file or directory", so the
+ * CLI's error rules classify both) and exits: 3 without python3-rbd, 4 when the cluster is unreachable.
+ */
+export const LIBRBD_CONNECT_PY = String.raw`
+import json, os, sys
+
+def failure(e):
+    n = getattr(e, 'errno', None) or 0
+    text = str(e)
+    if n:
+        text += ' (%d) %s' % (n, os.strerror(n))
+    return {'errno': n, 'error': text}
+
+def connect(conn, report):
+    try:
+        import rados, rbd
+    except ImportError as e:
+        report(failure(e))
+        sys.exit(3)
+    t = str(conn['timeoutSeconds'])
+    try:
+        cluster = rados.Rados(rados_id=conn.get('id'), clustername=conn.get('cluster') or 'ceph', conffile=None)
+        cluster.conf_read_file(conn.get('conf'))
+        cluster.conf_parse_env()
+        if conn.get('keyring'):
+            cluster.conf_set('keyring', conn['keyring'])
+        for k in ('client_mount_timeout', 'rados_osd_op_timeout', 'rados_mon_op_timeout'):
+            cluster.conf_set(k, t)
+        cluster.connect(timeout=int(t))
+    except Exception as e:
+        report(failure(e))
+        sys.exit(4)
+    return rados, rbd, cluster
+`
+
+export const LIBRBD_SESSION_PY = String.raw`${LIBRBD_CONNECT_PY}
+import calendar, threading
 from concurrent.futures import ThreadPoolExecutor
 
 out = threading.Lock()
@@ -20,33 +58,7 @@ def send(obj):
         sys.stdout.write(line)
         sys.stdout.flush()
 
-def failure(e):
-    n = getattr(e, 'errno', None) or 0
-    text = str(e)
-    if n:
-        text += ' (%d) %s' % (n, os.strerror(n))
-    return {'errno': n, 'error': text}
-
-try:
-    import rados, rbd
-except ImportError as e:
-    send(dict(ready=False, **failure(e)))
-    sys.exit(3)
-
-conn = json.loads(sys.argv[1])
-t = str(conn['timeoutSeconds'])
-try:
-    cluster = rados.Rados(rados_id=conn.get('id'), clustername=conn.get('cluster') or 'ceph', conffile=None)
-    cluster.conf_read_file(conn.get('conf'))
-    cluster.conf_parse_env()
-    if conn.get('keyring'):
-        cluster.conf_set('keyring', conn['keyring'])
-    for k in ('client_mount_timeout', 'rados_osd_op_timeout', 'rados_mon_op_timeout'):
-        cluster.conf_set(k, t)
-    cluster.connect(timeout=int(t))
-except Exception as e:
-    send(dict(ready=False, **failure(e)))
-    sys.exit(4)
+rados, rbd, cluster = connect(json.loads(sys.argv[1]), lambda f: send(dict(ready=False, **f)))
 
 ioctxs = {}
 ioctx_lock = threading.Lock()

@@ -13,7 +13,7 @@ import type { RbdConnection } from './rbd-cli.js'
 import { librbdError } from './rbd-errors.js'
 
 /** Debian's and RHEL's python3-rbd install into the system interpreter, not into a venv or pyenv. */
-const PYTHON = existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3'
+export const PYTHON = existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3'
 const STDERR_TAIL = 4096
 
 interface Reply {
@@ -161,7 +161,8 @@ export class LibrbdSession {
   }
 }
 
-function sessionArgs(c: RbdConnection): Record<string, unknown> {
+/** The connection as the Python side's connect() takes it (librbd-session-py.ts). */
+export function sessionArgs(c: RbdConnection): Record<string, unknown> {
   return {
     cluster: c.cluster ?? null,
     conf: c.conf ?? null,

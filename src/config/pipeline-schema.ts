@@ -72,7 +72,7 @@ export const rbdEndpointSchema = z.strictObject({
     .boolean()
     .default(true)
     .describe(
-      'Short calls (snapshots, listings, diffs, image-meta) in one open librbd session (python3-rbd, a dependency of ceph-common) instead of an `rbd` process each; falls back to the CLI where python3-rbd is missing. `false`: the CLI for everything.',
+      'Short calls (snapshots, listings, diffs, image-meta) in one open librbd session (python3-rbd, a dependency of ceph-common) instead of an `rbd` process each, and exports through librbd in object-sized reads instead of `rbd export-diff` (the same stream); falls back to the CLI where python3-rbd is missing. `false`: the CLI for everything.',
     ),
   stageDir: z
     .string()

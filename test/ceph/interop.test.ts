@@ -16,7 +16,9 @@ import { encodeDiffV1 } from '../../src/delta-format/diff-encoder.js'
 import { decodeImageV2 } from '../../src/delta-format/image-v2-decoder.js'
 import { mergeDiffs } from '../../src/delta-format/merge-diffs.js'
 import { FileDriver } from '../../src/drivers/file/file-driver.js'
+import type { StreamingRbd } from '../../src/drivers/rbd/rbd-cli.js'
 import { RbdDriver } from '../../src/drivers/rbd/rbd-driver.js'
+import { startLibrbdExport } from '../../src/drivers/rbd/rbd-export.js'
 import type { SnapferryError } from '../../src/errors/snapferry-error.js'
 import { REPO_ROOT } from '../helpers/built.js'
 import { CEPH_SKIP_REASON, type Cluster, startClusters } from '../helpers/ceph.js'
@@ -222,6 +224,81 @@ describeCeph('interop with rbd', () => {
     expect(seen.slice(0, 2)).toEqual(snapShas)
     expect(seen[2]).toBe(sha(await rbdExport(A, spec)))
   })
+})
+
+describeCeph('the librbd exporter', () => {
+  /** Everything a process wrote to stdout, or its mapped error. */
+  async function drain(p: StreamingRbd): Promise<Buffer> {
+    const out: Buffer[] = []
+    for await (const b of p.stdout as AsyncIterable<Buffer>) out.push(b)
+    await p.done
+    return Buffer.concat(out)
+  }
+  const conn = () => ({ conf: A.conf, timeoutSeconds: 30 })
+
+  it("writes rbd export-diff's stream byte for byte: bases, deltas, whole objects, zeros, thin and removed objects", async () => {
+    const spec = img()
+    const rnd = mulberry32(41)
+    await A.rbd('create', '--size', `${64 * MiB}B`, spec)
+    await rbdWrite(A, spec, 0, randomBytes(rnd, MiB))
+    await rbdWrite(A, spec, 8 * MiB, Buffer.alloc(MiB)) // written zeros
+    await rbdWrite(A, spec, 20 * MiB - 4096, randomBytes(rnd, 6 * MiB)) // across objects
+    await rbdWrite(A, spec, 50 * MiB, randomBytes(rnd, 2 * MiB)) // removed by the shrink below
+    for (let i = 0; i < 40; i++) {
+      // 4 KiB blocks in objects 3–6: some adjacent, some with small and some with large gaps.
+      const off = 12 * MiB + Math.floor(rnd() * 4096) * 4096
+      await rbdWrite(A, spec, off, randomBytes(rnd, 4096))
+    }
+    await A.rbd('snap', 'create', `${spec}@s1`)
+    for (let i = 0; i < 30; i++)
+      await rbdWrite(A, spec, Math.floor(rnd() * 16384) * 4096, randomBytes(rnd, 4096))
+    await rbdWrite(A, spec, 0, Buffer.alloc(64 << 10)) // zeros over data
+    await A.rbd('resize', '--no-progress', '--allow-shrink', '--size', `${48 * MiB}B`, spec)
+    await A.rbd('resize', '--no-progress', '--size', `${64 * MiB}B`, spec)
+    await A.rbd('snap', 'create', `${spec}@s2`)
+    const cases: [string | undefined, string, boolean][] = [
+      [undefined, 's1', false],
+      [undefined, 's2', false],
+      ['s1', 's2', false],
+      ['s1', 's2', true],
+    ]
+    for (const [from, to, whole] of cases) {
+      const theirs = await rbdPipe(A, [
+        'export-diff',
+        '--no-progress',
+        ...(from ? ['--from-snap', from] : []),
+        ...(whole ? ['--whole-object'] : []),
+        `${spec}@${to}`,
+        '-',
+      ])
+      const ours = await drain(startLibrbdExport(conn(), spec, from, to, whole, 'export'))
+      expect({ from, to, whole, bytes: ours.length, same: ours.equals(theirs) }).toEqual({
+        from,
+        to,
+        whole,
+        bytes: theirs.length,
+        same: true,
+      })
+    }
+  }, 180_000)
+
+  it('fails in rbd words: a missing snapshot or image is VOLUME_NOT_FOUND naming it', async () => {
+    const spec = img()
+    await A.rbd('create', '--size', `${8 * MiB}B`, spec)
+    for (const [s, snap] of [
+      [spec, 'nope'],
+      ['rbd/no-such-image', 's1'],
+    ] as const) {
+      const e = (await drain(
+        startLibrbdExport(conn(), s, undefined, snap, false, `export of ${s}@${snap}`),
+      ).catch((x: unknown) => x)) as SnapferryError
+      expect(e.code).toBe('VOLUME_NOT_FOUND')
+      expect(e.message).toContain(
+        `export of ${s}@${snap}: the librbd exporter (python3-rbd) exited with status 1`,
+      )
+      expect(e.message).toContain('(2) No such file or directory')
+    }
+  }, 60_000)
 })
 
 describeCeph("Ceph's diff.sh semantics, with snapferry's errors", () => {

@@ -77,8 +77,22 @@ export function rbdStream(
   what: string,
   io: { stdin: boolean; stdout: boolean },
 ): StreamingRbd {
-  const argv = [...connectionArgs(c), ...args]
-  const p = spawn('rbd', argv, {
+  return streamingProcess('rbd', [...connectionArgs(c), ...args], what, io)
+}
+
+/**
+ * A process that streams like rbd does and fails in rbd's words (the librbd exporter, librbd-export-py.ts):
+ * `done` rejects with the error rbd-errors.ts maps from its exit status and stderr, naming the process and
+ * the arguments as `shown` says (not a whole Python program).
+ */
+export function streamingProcess(
+  command: string,
+  argv: readonly string[],
+  what: string,
+  io: { stdin: boolean; stdout: boolean },
+  shown: { readonly name: string; readonly argv: readonly string[] } = { name: command, argv },
+): StreamingRbd {
+  const p = spawn(command, argv, {
     stdio: [io.stdin ? 'pipe' : 'ignore', io.stdout ? 'pipe' : 'ignore', 'pipe'],
   })
   let stderr = ''
@@ -89,7 +103,7 @@ export function rbdStream(
     p.on('error', (e) => reject(spawnError(e)))
     p.on('close', (code, sig) => {
       if (code === 0) resolve()
-      else reject(rbdError(what, argv, code ?? (sig ? 128 : 1), stderr))
+      else reject(rbdError(what, shown.argv, code ?? (sig ? 128 : 1), stderr, shown.name))
     })
   })
   done.catch(() => {})

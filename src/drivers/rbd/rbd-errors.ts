@@ -55,13 +55,14 @@ export function rbdError(
   argv: readonly string[],
   exitCode: number | null,
   stderr: string,
+  name = 'rbd',
 ): SnapferryError {
   const lines = stderr
     .split('\n')
     .map((l) => l.replace(/^\S+T\S+\s+\S+\s+-?\d+\s+/, '').trim())
     .filter((l) => l && !/^(Exporting|Importing|Removing)[^:]*: \d+% complete/.test(l))
   const last = lines.slice(-3).join('; ')
-  return classified(what, `rbd exited with status ${exitCode}${last ? `: ${last}` : ''}`, stderr, {
+  return classified(what, `${name} exited with status ${exitCode}${last ? `: ${last}` : ''}`, stderr, {
     argv: redactArgv(argv),
     exitCode,
     stderr: stderr.slice(-2000),

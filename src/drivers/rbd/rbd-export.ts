@@ -4,7 +4,9 @@ import { MAX_CHUNK_BYTES } from '../../delta-format/diff-constants.js'
 import { decodeDiff } from '../../delta-format/diff-decoder.js'
 import type { DataRecord, DiffHeader } from '../../delta-format/diff-records.js'
 import type { Extent } from '../volume-driver.js'
-import { type RbdConnection, rbdStream, type StreamingRbd } from './rbd-cli.js'
+import { EXPORT_SPAN_GAP_BYTES, EXPORT_SPANS_IN_FLIGHT, LIBRBD_EXPORT_PY } from './librbd-export-py.js'
+import { PYTHON, sessionArgs } from './librbd-session.js'
+import { type RbdConnection, rbdStream, type StreamingRbd, streamingProcess } from './rbd-cli.js'
 
 export interface RbdDiffExport {
   readonly header: DiffHeader
@@ -12,13 +14,18 @@ export interface RbdDiffExport {
   readonly process: StreamingRbd
 }
 
-/** `rbd export-diff [--from-snap F] [--whole-object] SPEC@TO -`, decoded (and so validated) as it streams. */
+/**
+ * `rbd export-diff [--from-snap F] [--whole-object] SPEC@TO -`, decoded (and so validated) as it streams;
+ * with `via: 'librbd'` the same stream from the librbd exporter (librbd-export-py.ts), which reads the
+ * changed extents in object-sized spans.
+ */
 export async function exportDiffRecords(
   c: RbdConnection,
   spec: string,
   from: string | undefined,
   to: string,
   wholeObject: boolean,
+  via: 'librbd' | 'cli' = 'cli',
 ): Promise<RbdDiffExport> {
   const args = [
     'export-diff',
@@ -28,7 +35,11 @@ export async function exportDiffRecords(
     `${spec}@${to}`,
     '-',
   ]
-  const p = rbdStream(c, args, `export-diff of ${spec}@${to}`, { stdin: false, stdout: true })
+  const what = `export-diff of ${spec}@${to}`
+  const p =
+    via === 'librbd'
+      ? startLibrbdExport(c, spec, from, to, wholeObject, what)
+      : rbdStream(c, args, what, { stdin: false, stdout: true })
   try {
     const d = await decodeDiff(p.stdout as NonNullable<typeof p.stdout>)
     return { header: d.header, records: d.records, process: p }
@@ -83,4 +94,34 @@ export async function* snapshotExtents(
   } finally {
     p.kill()
   }
+}
+
+/** The librbd exporter (librbd-export-py.ts) for SPEC@TO, its stream on stdout. */
+export function startLibrbdExport(
+  c: RbdConnection,
+  spec: string,
+  from: string | undefined,
+  to: string,
+  wholeObject: boolean,
+  what: string,
+): StreamingRbd {
+  const parts = spec.split('/')
+  const req = {
+    pool: parts[0],
+    namespace: parts.length === 3 ? parts[1] : null,
+    image: parts.at(-1),
+    fromSnap: from ?? null,
+    toSnap: to,
+    wholeObject,
+    gap: EXPORT_SPAN_GAP_BYTES,
+    inFlight: EXPORT_SPANS_IN_FLIGHT,
+  }
+  const shown = ['librbd-export', ...(from ? ['--from-snap', from] : []), `${spec}@${to}`]
+  return streamingProcess(
+    PYTHON,
+    ['-c', LIBRBD_EXPORT_PY, JSON.stringify(sessionArgs(c)), JSON.stringify(req)],
+    what,
+    { stdin: false, stdout: true },
+    { name: 'the librbd exporter (python3-rbd)', argv: shown },
+  )
 }

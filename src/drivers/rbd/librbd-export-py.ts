@@ -34,32 +34,46 @@ try:
     img = rbd.Image(io, req['image'], snapshot=req['toSnap'], read_only=True)
     size = img.size()
     objsize = 1 << img.stat()['order']
-    extents = []
-    img.diff_iterate(0, size, req.get('fromSnap'), lambda o, l, e: extents.append((o, l, bool(e))),
-                     include_parent=True, whole_object=bool(req.get('wholeObject')))
 except Exception as e:
     fail(failure(e))
     os._exit(1)
 
-# Spans: runs of existing extents within one object whose gaps are at most req['gap'].
-spans = []
-for o, l, e in extents:
-    s = spans[-1] if spans else None
-    if e and s and s[2][-1][2] and o // objsize == (s[1] - 1) // objsize and o - s[1] <= req['gap']:
-        s[1] = o + l
-        s[2].append((o, l, e))
-    else:
-        spans.append([o, o + l, [(o, l, e)]])
+out = sys.stdout.buffer
+def name(tag, n):
+    b = n.encode()
+    out.write(tag + struct.pack('<I', len(b)) + b)
+
+zeros = bytes(objsize)
+def is_zero(d):
+    for i in range(0, len(d), objsize):
+        if d[i:i + objsize] != zeros[:min(objsize, len(d) - i)]:
+            return False
+    return True
 
 class Read:
     __slots__ = ('span', 'done', 'data', 'ret')
 
+# Streamed, like export-diff: spans are read while diff_iterate still reports extents, at most
+# req['inFlight'] at once, and written in order, so memory does not grow with the image.
 ahead = deque()
-queue = iter(spans)
-def start():
-    s = next(queue, None)
-    if s is None:
-        return False
+def emit_first():
+    r = ahead.popleft()
+    r.done.wait()
+    if r.ret < 0:
+        raise OSError(-r.ret, 'reading %d+%d' % (r.span[0], r.span[1] - r.span[0]))
+    view = memoryview(r.data) if r.data is not None else None
+    for o, l, e in r.span[2]:
+        d = view[o - r.span[0]:o - r.span[0] + l] if e else None
+        # export-diff: an extent that does not exist, or reads back as zeros, is a 'z' record.
+        if d is None or is_zero(d):
+            out.write(b'z' + struct.pack('<QQ', o, l))
+        else:
+            out.write(b'w' + struct.pack('<QQ', o, l))
+            out.write(d)
+
+def submit(s):
+    while len(ahead) >= req['inFlight']:
+        emit_first()
     r = Read()
     r.span, r.done, r.data, r.ret = s, threading.Event(), None, 0
     if s[2][0][2]:
@@ -70,41 +84,33 @@ def start():
     else:
         r.done.set()
     ahead.append(r)
-    return True
 
-out = sys.stdout.buffer
-def name(tag, n):
-    b = n.encode()
-    out.write(tag + struct.pack('<I', len(b)) + b)
-out.write(b'rbd diff v1\n')
-if req.get('fromSnap') is not None:
-    name(b'f', req['fromSnap'])
-name(b't', req['toSnap'])
-out.write(b's' + struct.pack('<Q', size))
-zeros = bytes(objsize)
-def is_zero(d):
-    for i in range(0, len(d), objsize):
-        if d[i:i + objsize] != zeros[:min(objsize, len(d) - i)]:
-            return False
-    return True
-while len(ahead) < req['inFlight'] and start():
-    pass
+# A span: a run of existing extents within one object whose gaps are at most req['gap'].
+span = None
+def on_extent(o, l, e):
+    global span
+    e = bool(e)
+    if e and span and span[2][-1][2] and o // objsize == (span[1] - 1) // objsize and o - span[1] <= req['gap']:
+        span[1] = o + l
+        span[2].append((o, l, e))
+        return 0
+    if span:
+        submit(span)
+    span = [o, o + l, [(o, l, e)]]
+    return 0
+
 try:
+    out.write(b'rbd diff v1\n')
+    if req.get('fromSnap') is not None:
+        name(b'f', req['fromSnap'])
+    name(b't', req['toSnap'])
+    out.write(b's' + struct.pack('<Q', size))
+    img.diff_iterate(0, size, req.get('fromSnap'), on_extent, include_parent=True,
+                     whole_object=bool(req.get('wholeObject')))
+    if span:
+        submit(span)
     while ahead:
-        r = ahead.popleft()
-        r.done.wait()
-        if r.ret < 0:
-            raise OSError(-r.ret, 'reading %d+%d' % (r.span[0], r.span[1] - r.span[0]))
-        view = memoryview(r.data) if r.data is not None else None
-        for o, l, e in r.span[2]:
-            d = view[o - r.span[0]:o - r.span[0] + l] if e else None
-            # export-diff: an extent that does not exist, or reads back as zeros, is a 'z' record.
-            if d is None or is_zero(d):
-                out.write(b'z' + struct.pack('<QQ', o, l))
-            else:
-                out.write(b'w' + struct.pack('<QQ', o, l))
-                out.write(d)
-        start()
+        emit_first()
     out.write(b'e')
     out.flush()
 except BrokenPipeError:

@@ -9,6 +9,16 @@ import { type LibrbdSession, librbdSession } from './librbd-session.js'
 import type { RbdConnection } from './rbd-cli.js'
 import { type RbdExtent, RbdImage, type RbdImageCalls, type RbdSnapshot } from './rbd-image.js'
 
+/** Pool, namespace and image of a spec (`pool/[namespace/]image`), as the Python side takes them. */
+export function imageWhere(spec: string): { pool: string; namespace: string | null; image: string } {
+  const parts = spec.split('/')
+  return {
+    pool: parts[0] as string,
+    namespace: parts.length === 3 ? (parts[1] as string) : null,
+    image: parts.at(-1) as string,
+  }
+}
+
 export class LibrbdImage implements RbdImageCalls {
   readonly spec: string
   readonly #conn: RbdConnection
@@ -21,12 +31,7 @@ export class LibrbdImage implements RbdImageCalls {
     this.spec = spec
     this.#label = label
     this.#cli = new RbdImage(conn, spec, label)
-    const parts = spec.split('/')
-    this.#where = {
-      pool: parts[0] as string,
-      namespace: parts.length === 3 ? (parts[1] as string) : null,
-      image: parts.at(-1) as string,
-    }
+    this.#where = imageWhere(spec)
   }
 
   /** One call in the session, or through the CLI where there is none. */

@@ -15,7 +15,7 @@
  * report() librbd's errno and text in the rbd CLI's shape ("... (2) No such file or directory", so the
  * CLI's error rules classify both) and exits: 3 without python3-rbd, 4 when the cluster is unreachable.
  */
-export const LIBRBD_CONNECT_PY = String.raw`
+export const LIBRBD_CONNECT_PY = `
 import json, os, sys
 
 def failure(e):

@@ -28,7 +28,6 @@ import type {
   VolumeInfo,
 } from '../volume-driver.js'
 import { LibrbdImage } from './librbd-image.js'
-import { librbdSession } from './librbd-session.js'
 import { importIntoImage, MARKER_KEY, type Marker, type RbdApplyContext } from './rbd-apply.js'
 import { type RbdConnection, rbdStream } from './rbd-cli.js'
 import { exportDiffRecords, snapshotExtents } from './rbd-export.js'
@@ -140,9 +139,7 @@ export class RbdDriver implements VolumeDriver {
     // check's clear error wins over rbd's bare ENOENT, and a refused export is killed unread.
     const [snaps, started] = await Promise.allSettled([
       this.#img.snapshots(req.signal),
-      this.#exportVia().then((via) =>
-        exportDiffRecords(this.#o.connection, this.spec, req.fromSnap, req.toSnap, this.#o.wholeObject, via),
-      ),
+      exportDiffRecords(this.#o, this.spec, req.fromSnap, req.toSnap),
     ])
     try {
       if (snaps.status === 'rejected') throw snaps.reason
@@ -185,12 +182,6 @@ export class RbdDriver implements VolumeDriver {
       throw e
     }
     return { ...c, scannedBytes: 0, size: exp.header.size, durationMs: performance.now() - t0 }
-  }
-
-  /** The librbd exporter where a librbd session connects (python3-rbd is there), else `rbd export-diff`. */
-  async #exportVia(): Promise<'librbd' | 'cli'> {
-    if (this.#o.librbd === false) return 'cli'
-    return (await librbdSession(this.#o.connection)) ? 'librbd' : 'cli'
   }
 
   /** rbd reports a missing snapshot as a bare ENOENT and a backwards delta as EINVAL: say what is wrong. */

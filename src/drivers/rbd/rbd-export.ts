@@ -5,7 +5,8 @@ import { decodeDiff } from '../../delta-format/diff-decoder.js'
 import type { DataRecord, DiffHeader } from '../../delta-format/diff-records.js'
 import type { Extent } from '../volume-driver.js'
 import { EXPORT_SPAN_GAP_BYTES, EXPORT_SPANS_IN_FLIGHT, LIBRBD_EXPORT_PY } from './librbd-export-py.js'
-import { PYTHON, sessionArgs } from './librbd-session.js'
+import { imageWhere } from './librbd-image.js'
+import { librbdSession, PYTHON, sessionArgs } from './librbd-session.js'
 import { type RbdConnection, rbdStream, type StreamingRbd, streamingProcess } from './rbd-cli.js'
 
 export interface RbdDiffExport {
@@ -15,18 +16,21 @@ export interface RbdDiffExport {
 }
 
 /**
- * `rbd export-diff [--from-snap F] [--whole-object] SPEC@TO -`, decoded (and so validated) as it streams;
- * with `via: 'librbd'` the same stream from the librbd exporter (librbd-export-py.ts), which reads the
- * changed extents in object-sized spans.
+ * `rbd export-diff [--from-snap F] [--whole-object] SPEC@TO -`, decoded (and so validated) as it streams.
+ * Unless `librbd: false`, wherever a librbd session connects (python3-rbd is there), the same stream comes
+ * from the librbd exporter (librbd-export-py.ts), which reads the changed extents in object-sized spans.
  */
 export async function exportDiffRecords(
-  c: RbdConnection,
+  o: {
+    readonly connection: RbdConnection
+    readonly wholeObject: boolean
+    readonly librbd?: boolean | undefined
+  },
   spec: string,
   from: string | undefined,
   to: string,
-  wholeObject: boolean,
-  via: 'librbd' | 'cli' = 'cli',
 ): Promise<RbdDiffExport> {
+  const { connection: c, wholeObject } = o
   const args = [
     'export-diff',
     '--no-progress',
@@ -37,7 +41,7 @@ export async function exportDiffRecords(
   ]
   const what = `export-diff of ${spec}@${to}`
   const p =
-    via === 'librbd'
+    o.librbd !== false && (await librbdSession(c))
       ? startLibrbdExport(c, spec, from, to, wholeObject, what)
       : rbdStream(c, args, what, { stdin: false, stdout: true })
   try {
@@ -105,11 +109,8 @@ export function startLibrbdExport(
   wholeObject: boolean,
   what: string,
 ): StreamingRbd {
-  const parts = spec.split('/')
   const req = {
-    pool: parts[0],
-    namespace: parts.length === 3 ? parts[1] : null,
-    image: parts.at(-1),
+    ...imageWhere(spec),
     fromSnap: from ?? null,
     toSnap: to,
     wholeObject,

@@ -9,6 +9,7 @@ import { mkdtemp, open, readFile, rm, truncate, writeFile } from 'node:fs/promis
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { PassThrough } from 'node:stream'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { promisify } from 'node:util'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { decodeDiff } from '../../src/delta-format/diff-decoder.js'
@@ -16,6 +17,7 @@ import { encodeDiffV1 } from '../../src/delta-format/diff-encoder.js'
 import { decodeImageV2 } from '../../src/delta-format/image-v2-decoder.js'
 import { mergeDiffs } from '../../src/delta-format/merge-diffs.js'
 import { FileDriver } from '../../src/drivers/file/file-driver.js'
+import { spareExporterPid } from '../../src/drivers/rbd/librbd-exporters.js'
 import type { StreamingRbd } from '../../src/drivers/rbd/rbd-cli.js'
 import { RbdDriver } from '../../src/drivers/rbd/rbd-driver.js'
 import { startLibrbdExport } from '../../src/drivers/rbd/rbd-export.js'
@@ -298,6 +300,44 @@ describeCeph('the librbd exporter', () => {
       )
       expect(e.message).toContain('(2) No such file or directory')
     }
+  }, 60_000)
+
+  it('each export leaves a warm exporter for the next; a dead one is replaced, the stream is the same', async () => {
+    const spec = img()
+    const rnd = mulberry32(43)
+    await A.rbd('create', '--size', `${16 * MiB}B`, spec)
+    await rbdWrite(A, spec, 3 * MiB, randomBytes(rnd, 2 * MiB))
+    await A.rbd('snap', 'create', `${spec}@s1`)
+    const theirs = await rbdPipe(A, ['export-diff', '--no-progress', `${spec}@s1`, '-'])
+    const c = conn()
+    const first = startLibrbdExport(c, spec, undefined, 's1', false, 'export')
+    expect((await drain(first)).equals(theirs)).toBe(true)
+    // The spare starts once the export is done; give it a moment to exist.
+    const waitForSpare = async () => {
+      for (let i = 0; i < 100 && spareExporterPid(c) === undefined; i++) await sleep(20)
+      return spareExporterPid(c)
+    }
+    const spare = await waitForSpare()
+    expect(spare).toBeGreaterThan(0)
+    const second = startLibrbdExport(c, spec, undefined, 's1', false, 'export')
+    expect(second.pid).toBe(spare)
+    expect((await drain(second)).equals(theirs)).toBe(true)
+    // A spare that died is not used: the export runs in a new process, byte for byte the same.
+    const dead = (await waitForSpare()) as number
+    process.kill(dead, 'SIGKILL')
+    for (let i = 0; i < 100 && spareExporterPid(c) === dead; i++) await sleep(20)
+    const third = startLibrbdExport(c, spec, undefined, 's1', false, 'export')
+    expect(third.pid).not.toBe(dead)
+    expect((await drain(third)).equals(theirs)).toBe(true)
+    // A warm exporter given a job that fails names that job in its error.
+    await waitForSpare()
+    const e = (await drain(
+      startLibrbdExport(c, spec, undefined, 'nope', false, `export of ${spec}@nope`),
+    ).catch((x: unknown) => x)) as SnapferryError
+    expect(e.code).toBe('VOLUME_NOT_FOUND')
+    expect(e.message).toContain(
+      `export of ${spec}@nope: the librbd exporter (python3-rbd) exited with status 1`,
+    )
   }, 60_000)
 })
 

@@ -4,7 +4,9 @@
  * on its own (10 at a time); beside a live writer the source's reads of 4 KiB extents were what every
  * round of the downtime bench waited for (docs/BENCHMARKS.md). Here the extents of one RADOS object
  * whose gaps are at most `gap` bytes are read as one span (at most one object), 16 spans at a time, and
- * the records are cut from the span. Run as `python3 -c SOURCE CONN REQ`; the stream goes to stdout.
+ * the records are cut from the span. Run as `python3 -c SOURCE CONN`: it connects, then reads its job (one
+ * JSON line) from stdin, so it can be started before the job is known (librbd-exporters.ts); EOF instead
+ * of a job: disconnect and exit 0. The stream goes to stdout.
  *
  * Like export-diff: header 'f' (a delta), 't', 's' (the size at the end snapshot); for each extent of
  * `diff_iterate(from, include_parent, whole_object)`, a 'z' record where it does not exist or reads back
@@ -26,9 +28,13 @@ def fail(f):
     sys.stderr.write('rbd: export-diff failed: %s\n' % f['error'])
     sys.stderr.flush()
 
-req = json.loads(sys.argv[2])
 rados, rbd, cluster = connect(json.loads(sys.argv[1]), fail)
+line = sys.stdin.readline()
+if not line.strip():
+    cluster.shutdown()
+    sys.exit(0)
 try:
+    req = json.loads(line)
     io = cluster.open_ioctx(req['pool'])
     io.set_namespace(req.get('namespace') or '')
     img = rbd.Image(io, req['image'], snapshot=req['toSnap'], read_only=True)

@@ -111,6 +111,11 @@ async function applyWith(
   const chunks = timeWaits(
     countBytes(encodeDiffV1({ ...h, toSnap: req.toSnap }, countRecords(decoded.records, c)), c),
     waits,
+    // The whole delta arrived and was handed to import-diff; what follows is import-diff's own finish
+    // (its last writes, the end snapshot, its exit).
+    () => {
+      phases['delta written'] = since()
+    },
   )
   const stageFile = stageFileFor(d.opts.stageDir ?? tmpdir(), d.img.spec, req.toSnap)
   const applyMode = await importDiffChunks(
@@ -248,6 +253,7 @@ export async function prepareBase(
 async function* timeWaits(
   chunks: AsyncIterable<Buffer>,
   waits: { forDelta: number; forDestination: number },
+  onEnd: () => void,
 ): AsyncGenerator<Buffer> {
   let t = performance.now()
   for await (const chunk of chunks) {
@@ -257,4 +263,5 @@ async function* timeWaits(
     t = performance.now()
     waits.forDestination += t - got
   }
+  onEnd()
 }

@@ -77,20 +77,28 @@ export function rbdStream(
   what: string,
   io: { stdin: boolean; stdout: boolean },
 ): StreamingRbd {
-  return streamingProcess('rbd', [...connectionArgs(c), ...args], what, io)
+  const argv = [...connectionArgs(c), ...args]
+  return streamingProcess('rbd', argv, io, { what, name: 'rbd', argv })
+}
+
+/** How a streaming process is named in its errors: what it was doing, and as which program with which arguments. */
+export interface ProcessNaming {
+  what: string
+  name: string
+  argv: readonly string[]
 }
 
 /**
  * A process that streams like rbd does and fails in rbd's words (the librbd exporter, librbd-export-py.ts):
- * `done` rejects with the error rbd-errors.ts maps from its exit status and stderr, naming the process and
- * the arguments as `shown` says (not a whole Python program).
+ * `done` rejects with the error rbd-errors.ts maps from its exit status and stderr, named as `naming` says
+ * when it exits (not a whole Python program). A process started before its job is known (a warm
+ * exporter, librbd-exporters.ts) is named once it gets one.
  */
 export function streamingProcess(
   command: string,
   argv: readonly string[],
-  what: string,
   io: { stdin: boolean; stdout: boolean },
-  shown: { readonly name: string; readonly argv: readonly string[] } = { name: command, argv },
+  naming: ProcessNaming,
 ): StreamingRbd {
   const p = spawn(command, argv, {
     stdio: [io.stdin ? 'pipe' : 'ignore', io.stdout ? 'pipe' : 'ignore', 'pipe'],
@@ -103,7 +111,7 @@ export function streamingProcess(
     p.on('error', (e) => reject(spawnError(e)))
     p.on('close', (code, sig) => {
       if (code === 0) resolve()
-      else reject(rbdError(what, shown.argv, code ?? (sig ? 128 : 1), stderr, shown.name))
+      else reject(rbdError(naming.what, naming.argv, code ?? (sig ? 128 : 1), stderr, naming.name))
     })
   })
   done.catch(() => {})

@@ -4,10 +4,11 @@ import { MAX_CHUNK_BYTES } from '../../delta-format/diff-constants.js'
 import { decodeDiff } from '../../delta-format/diff-decoder.js'
 import type { DataRecord, DiffHeader } from '../../delta-format/diff-records.js'
 import type { Extent } from '../volume-driver.js'
-import { EXPORT_SPAN_GAP_BYTES, EXPORT_SPANS_IN_FLIGHT, LIBRBD_EXPORT_PY } from './librbd-export-py.js'
+import { EXPORT_SPAN_GAP_BYTES, EXPORT_SPANS_IN_FLIGHT } from './librbd-export-py.js'
+import { librbdExporter } from './librbd-exporters.js'
 import { imageWhere } from './librbd-image.js'
-import { librbdSession, PYTHON, sessionArgs } from './librbd-session.js'
-import { type RbdConnection, rbdStream, type StreamingRbd, streamingProcess } from './rbd-cli.js'
+import { librbdSession } from './librbd-session.js'
+import { type RbdConnection, rbdStream, type StreamingRbd } from './rbd-cli.js'
 
 export interface RbdDiffExport {
   readonly header: DiffHeader
@@ -100,7 +101,7 @@ export async function* snapshotExtents(
   }
 }
 
-/** The librbd exporter (librbd-export-py.ts) for SPEC@TO, its stream on stdout. */
+/** The librbd exporter (librbd-export-py.ts) for SPEC@TO, its stream on stdout: a warm one where one waits. */
 export function startLibrbdExport(
   c: RbdConnection,
   spec: string,
@@ -109,7 +110,7 @@ export function startLibrbdExport(
   wholeObject: boolean,
   what: string,
 ): StreamingRbd {
-  const req = {
+  const job = {
     ...imageWhere(spec),
     fromSnap: from ?? null,
     toSnap: to,
@@ -117,12 +118,9 @@ export function startLibrbdExport(
     gap: EXPORT_SPAN_GAP_BYTES,
     inFlight: EXPORT_SPANS_IN_FLIGHT,
   }
-  const shown = ['librbd-export', ...(from ? ['--from-snap', from] : []), `${spec}@${to}`]
-  return streamingProcess(
-    PYTHON,
-    ['-c', LIBRBD_EXPORT_PY, JSON.stringify(sessionArgs(c)), JSON.stringify(req)],
+  return librbdExporter(c, job, {
     what,
-    { stdin: false, stdout: true },
-    { name: 'the librbd exporter (python3-rbd)', argv: shown },
-  )
+    name: 'the librbd exporter (python3-rbd)',
+    argv: ['librbd-export', ...(from ? ['--from-snap', from] : []), `${spec}@${to}`],
+  })
 }

@@ -103,6 +103,16 @@ export class ApiExchange {
     }
     for (let attempt = 1; ; attempt++) {
       const t0 = performance.now()
+      /** What every report of this attempt says: which call, its status, how long it took. */
+      const where = (status: number | null) => ({
+        cloud: this.cloud.name,
+        region,
+        service,
+        method,
+        url,
+        status,
+        durationMs: performance.now() - t0,
+      })
       let status: number | null = null
       try {
         const res = await request(url, {
@@ -119,13 +129,7 @@ export class ApiExchange {
           body = text ? JSON.parse(text) : {}
         } catch {}
         const call: ApiCall = {
-          cloud: this.cloud.name,
-          region,
-          service,
-          method,
-          url,
-          status,
-          durationMs: performance.now() - t0,
+          ...where(status),
           requestId:
             header(res.headers, 'x-openstack-request-id') ?? header(res.headers, 'x-compute-request-id'),
           ...(o.body === undefined ? {} : { request: redact(o.body) }),
@@ -150,16 +154,7 @@ export class ApiExchange {
         // A request that may have reached the service is only repeated when repeating it is harmless.
         const safe =
           IDEMPOTENT.has(method) || code === 'ECONNREFUSED' || code === 'ENOTFOUND' || code === 'EAI_AGAIN'
-        this.#report({
-          cloud: this.cloud.name,
-          region,
-          service,
-          method,
-          url,
-          status,
-          durationMs: performance.now() - t0,
-          response: { error: String((e as Error).message) },
-        })
+        this.#report({ ...where(status), response: { error: String((e as Error).message) } })
         if (safe && attempt < attempts) {
           await this.#backoff(attempt, undefined, o.signal, code || (e as Error).message)
           continue

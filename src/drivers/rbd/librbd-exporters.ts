@@ -42,7 +42,6 @@ export function librbdExporter(c: RbdConnection, job: object, naming: ProcessNam
     if (spare) spare.p.stdin?.end()
     got = start(c, naming)
   }
-  got.p.stdin?.on('error', () => {}) // a process that already failed says why through `done`
   got.p.stdin?.end(`${JSON.stringify(job)}\n`)
   // The next round's exporter connects after this one is done, not while it competes for the CPU.
   got.p.done.then(
@@ -64,10 +63,6 @@ function refill(key: string, c: RbdConnection): void {
   setReferenced(s.p, false)
   spares.set(key, s)
   // A spare that fails is dropped; the next export starts its own and reports the failure.
-  s.p.done.then(
-    () => {},
-    () => {},
-  )
   s.p.on('close', () => {
     if (spares.get(key) === s) spares.delete(key)
   })
@@ -81,6 +76,8 @@ function start(c: RbdConnection, naming: ProcessNaming): Spare {
     { stdin: true, stdout: true },
     n,
   )
+  // Writing the job to (or closing) a process that already failed: it says why through `done`.
+  p.stdin?.on('error', () => {})
   return { p, naming: n, since: performance.now() }
 }
 

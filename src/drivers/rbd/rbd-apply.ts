@@ -111,8 +111,9 @@ async function applyWith(
   const chunks = timeWaits(
     countBytes(encodeDiffV1({ ...h, toSnap: req.toSnap }, countRecords(decoded.records, c)), c),
     waits,
-    // The whole delta arrived and was handed to import-diff; what follows is import-diff's own finish
-    // (its last writes, the end snapshot, its exit).
+    // The whole delta arrived and was handed on (streamed: to import-diff's stdin; staged: to the stage
+    // file); what follows is import-diff's own work (its last writes or a staged file's import, the end
+    // snapshot, its exit).
     () => {
       phases['delta written'] = since()
     },

@@ -32,6 +32,17 @@ export interface PredictorInput {
    * tell cheaply (rbd: `rbd diff --from-snap`). Replaces the modelled part of the final delta.
    */
   readonly pendingBytes?: Readonly<Record<string, number>> | undefined
+  /** How long ago each volume's pendingBytes was measured: the workload's writes since are added. */
+  readonly pendingAgeMs?: Readonly<Record<string, number>> | undefined
+}
+
+/** What drivers measured as already changed since each volume's last snapshot (PredictorInput). */
+export interface PendingMeasurement {
+  readonly bytes: Readonly<Record<string, number>>
+  /** How long before the prediction each was measured. */
+  readonly ageMs: Readonly<Record<string, number>>
+  /** Volumes measured while their destination still finished the round (not after it). */
+  readonly early: readonly string[]
 }
 
 export interface VolumePrediction {
@@ -113,9 +124,10 @@ function predictVolume(volume: string, input: PredictorInput, link: number): Vol
   // hooks — or, where the driver measured what is pending now, that plus what the hooks' time adds.
   const pending = input.pendingBytes?.[volume]
   const hooksAndPauseMs = input.pauseBeforeCutoverMs + (input.beforeHooksMs ?? 0)
+  const pendingAgeMs = input.pendingAgeMs?.[volume] ?? 0
   const finalDeltaBytes =
     pending !== undefined
-      ? pending + dirty * (hooksAndPauseMs / 1000)
+      ? pending + dirty * ((hooksAndPauseMs + pendingAgeMs) / 1000)
       : dirty * ((Math.max(0, last.totalMs - last.snapshotMs) + hooksAndPauseMs) / 1000)
   const capacity = extentCapacity(history, link)
   const extentBytes = latestExtentBytes(history)

@@ -7,11 +7,11 @@ import { RemoteVolumeDriver } from '../agent-protocol/remote-volume-driver.js'
 import { formatBytes, formatDuration, formatRate } from '../config/units.js'
 import { verifyByVolume } from '../config/verify-level.js'
 import { type Decision, decide } from '../convergence/convergence-policy.js'
-import { type Prediction, predictWindow } from '../convergence/predictor.js'
+import { type PendingMeasurement, type Prediction, predictWindow } from '../convergence/predictor.js'
 import type { PipelineRound } from '../convergence/round-stats.js'
 import { SnapferryError } from '../errors/snapferry-error.js'
 import type { EngineContext } from './engine-context.js'
-import { pruneBehind, type RoundOutlook, runPipelineRound } from './pipeline-round.js'
+import { pruneBehind, type RoundHooks, type RoundOutlook, runPipelineRound } from './pipeline-round.js'
 import type { VolumeState } from './reconcile.js'
 import { takeCutoverRequest } from './requests.js'
 
@@ -35,6 +35,10 @@ export async function converge(
   opts: ConvergeOptions,
 ): Promise<ConvergeResult> {
   const c = ctx.cfg.convergence
+  const early = new Map<string, EarlyPending>()
+  const hooks: RoundHooks = {
+    onExported: (s, snapshot) => early.set(s.pair.name, measureEarly(ctx, s, snapshot)),
+  }
   if (states.some((s) => s.last === null)) {
     await ctx.journal.append({ type: 'phase', phase: 'base' })
     ctx.reporter.line(
@@ -45,14 +49,15 @@ export async function converge(
     )
     const todo = states.filter((s) => s.last === null)
     const sizes = await Promise.all(todo.map(async (s) => (await s.pair.source.describe(ctx.signal)).size))
-    const base = await runPipelineRound(ctx, todo, { expectedBytes: sizes.reduce((a, b) => a + b, 0) })
+    const base = await runPipelineRound(ctx, todo, { expectedBytes: sizes.reduce((a, b) => a + b, 0) }, hooks)
     rounds.push(base)
     reportRound(ctx, base)
   }
   await ctx.journal.append({ type: 'phase', phase: 'converging' })
   let stallReported = false
   for (;;) {
-    const prediction = predict(ctx, rounds, opts, await measurePending(ctx, states))
+    const pending = await measurePending(ctx, states, early)
+    const prediction = predict(ctx, rounds, opts, pending)
     const decision = decide(rounds, prediction, {
       targetDowntimeMs: c.targetDowntime,
       minRounds: c.minRounds,
@@ -64,6 +69,7 @@ export async function converge(
       type: 'prediction',
       round: rounds.at(-1)?.round ?? 0,
       prediction,
+      ...(pending ? { pending } : {}),
       decision: decisionName(decision),
       reason: decision.reason,
     })
@@ -99,7 +105,7 @@ export async function converge(
     pruneBehind(ctx, states)
     if (c.roundInterval > 0) await sleep(c.roundInterval, ctx.signal)
     const outlook = outlookFrom(prediction, c.roundInterval)
-    const r = await runPipelineRound(ctx, states, { ...outlook, prune: false })
+    const r = await runPipelineRound(ctx, states, { ...outlook, prune: false }, hooks)
     rounds.push(r)
     reportRound(ctx, r, outlook)
   }
@@ -147,17 +153,51 @@ async function hold(
   }
 }
 
-/** What each source says is already changed since its last snapshot, when every source can tell cheaply. */
+/** A measurement started when a volume's source finished exporting (RoundHooks.onExported). */
+interface EarlyPending {
+  readonly snapshot: string
+  readonly startedAt: number
+  readonly bytes: Promise<number | undefined>
+}
+
+function measureEarly(ctx: EngineContext, s: VolumeState, snapshot: string): EarlyPending {
+  const startedAt = performance.now()
+  const bytes =
+    s.pair.source instanceof RemoteVolumeDriver
+      ? s.pair.source.estimate(snapshot, ctx.signal).catch(() => undefined)
+      : Promise.resolve(undefined)
+  return { snapshot, startedAt, bytes }
+}
+
+/**
+ * What each source says is already changed since its last snapshot, when every source can tell cheaply.
+ * A measurement started when the round's export ended (`early`, for the snapshot the round shipped) is
+ * used as it is: it ran while the destination finished, and the predictor adds the writes since.
+ */
 async function measurePending(
   ctx: EngineContext,
   states: readonly VolumeState[],
-): Promise<Record<string, number> | undefined> {
-  const out: Record<string, number> = {}
+  early?: Map<string, EarlyPending>,
+): Promise<PendingMeasurement | undefined> {
+  const taken = new Map(early ?? [])
+  early?.clear()
+  const out = {
+    bytes: {} as Record<string, number>,
+    ageMs: {} as Record<string, number>,
+    early: [] as string[],
+  }
   for (const s of states) {
     if (!(s.pair.source instanceof RemoteVolumeDriver) || s.last === null) return undefined
-    const n = await s.pair.source.estimate(s.last, ctx.signal).catch(() => undefined)
+    const e = taken.get(s.pair.name)
+    let at = performance.now()
+    let n = e?.snapshot === s.last ? await e.bytes : undefined
+    if (n !== undefined) {
+      at = (e as EarlyPending).startedAt
+      out.early.push(s.pair.name)
+    } else n = await s.pair.source.estimate(s.last, ctx.signal).catch(() => undefined)
     if (n === undefined) return undefined
-    out[s.pair.name] = n
+    out.bytes[s.pair.name] = n
+    out.ageMs[s.pair.name] = Math.round(performance.now() - at)
   }
   return out
 }
@@ -166,7 +206,7 @@ function predict(
   ctx: EngineContext,
   rounds: readonly PipelineRound[],
   opts: ConvergeOptions,
-  pendingBytes?: Record<string, number>,
+  pending?: PendingMeasurement,
 ): Prediction {
   const hooks = ctx.cfg.cutover
   return predictWindow({
@@ -177,7 +217,8 @@ function predict(
     afterHooksMs: hooks.after.length === 0 ? 0 : opts.hookMs.after,
     concurrency: ctx.cfg.concurrency,
     pauseBeforeCutoverMs: 0,
-    pendingBytes,
+    pendingBytes: pending?.bytes,
+    pendingAgeMs: pending?.ageMs,
   })
 }
 

@@ -27,10 +27,21 @@ export interface RoundOutlook {
   readonly prune?: boolean | undefined
 }
 
+/** What the caller hears of a round while it runs. */
+export interface RoundHooks {
+  /**
+   * A volume's source sent its whole delta up to `snapshot`; its destination may still be writing. The
+   * convergence loop measures what is already pending since `snapshot` here, beside the destination's
+   * finish, instead of after the round.
+   */
+  readonly onExported?: ((s: VolumeState, snapshot: string) => void) | undefined
+}
+
 export async function runPipelineRound(
   ctx: EngineContext,
   states: readonly VolumeState[],
   outlook: RoundOutlook = {},
+  hooks: RoundHooks = {},
 ): Promise<PipelineRound> {
   const moved = new Map<string, number>()
   const t0 = performance.now()
@@ -59,10 +70,15 @@ export async function runPipelineRound(
     for (let attempt = 1; ; attempt++) {
       ctx.signal.throwIfAborted()
       try {
-        const r = await roundOnce(ctx, s, (b) => {
-          moved.set(s.pair.name, b)
-          show()
-        })
+        const r = await roundOnce(
+          ctx,
+          s,
+          (b) => {
+            moved.set(s.pair.name, b)
+            show()
+          },
+          hooks.onExported,
+        )
         ctx.log.info({ round: r }, `volume ${s.pair.name}: round ${r.round} done`)
         if (outlook.prune !== false) schedulePrune(ctx, s)
         return r
@@ -86,6 +102,7 @@ async function roundOnce(
   ctx: EngineContext,
   s: VolumeState,
   onProgress: (bytes: number) => void,
+  onExported?: (s: VolumeState, snapshot: string) => void,
 ): Promise<VolumeRoundStats> {
   const to = snapshotName(s.nextRound, new Date())
   const stats = await runRound({
@@ -102,6 +119,7 @@ async function roundOnce(
     onProgress: (_v, b) => onProgress(b),
     onResume: (attempt, from, why) =>
       ctx.log.warn({ volume: s.pair.name, attempt, fromSegment: from, why }, 'transfer resumed'),
+    onExported: onExported ? () => onExported(s, to) : undefined,
     signal: ctx.signal,
   })
   s.last = to

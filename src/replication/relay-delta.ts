@@ -39,6 +39,11 @@ export interface RelayOptions {
   /** zstd level on the source agent, or `auto` (agents only). */
   readonly compression?: CompressionSetting | undefined
   readonly onResume?: ((attempt: number, fromSegment: number, why: string) => void) | undefined
+  /**
+   * The source has sent the whole delta and the destination holds it (between agents: every segment
+   * acknowledged); the destination may still be writing it. Called once, not on failure.
+   */
+  readonly onExported?: (() => void) | undefined
 }
 
 export interface RelayResult {
@@ -72,7 +77,10 @@ export async function relayDelta(o: RelayOptions): Promise<RelayResult> {
   pipe.pipe(meter)
   pipe.on('error', (e) => meter.destroy(e))
   const exp = o.source.exportDiff({ ...o.exportRequest, signal: o.signal }, pipe)
-  exp.catch((e) => meter.destroy(e))
+  exp.then(
+    () => o.onExported?.(),
+    (e) => meter.destroy(e),
+  )
   const imp = o.destination.importDiff({ ...o.importRequest, signal: o.signal }, meter)
   imp.catch(() => pipe.destroy())
   const [e, i] = await Promise.allSettled([exp, imp])
@@ -108,7 +116,10 @@ async function relayBetweenAgents(
   const exp = source.startExport(exportRequest, srcToken, o.compression ?? 'auto', ac.signal)
   const imp = destination.startImport(importRequest, dstToken, ac.signal)
   // One end failing ends the other: a destination that refuses must not leave the source waiting.
-  exp.catch((e) => ac.abort(e))
+  exp.then(
+    () => o.onExported?.(),
+    (e) => ac.abort(e),
+  )
   imp.catch((e) => ac.abort(e))
   const corrupt = process.env[CORRUPT_WIRE_BYTE_ENV]
   const relay = relayFrames({

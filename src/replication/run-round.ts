@@ -24,6 +24,8 @@ export interface RoundInput {
   readonly compression?: CompressionSetting | undefined
   readonly onProgress?: ((volume: string, bytes: number) => void) | undefined
   readonly onResume?: ((attempt: number, fromSegment: number, why: string) => void) | undefined
+  /** The source sent the whole delta to `to` (relayDelta's onExported); the destination may still write. */
+  readonly onExported?: (() => void) | undefined
   readonly signal: AbortSignal | undefined
 }
 
@@ -59,6 +61,7 @@ export async function runRound(i: RoundInput): Promise<VolumeRoundStats> {
       compression: i.compression,
       onResume: i.onResume,
       onProgress: i.onProgress ? (b) => i.onProgress?.(pair.name, b) : undefined,
+      onExported: i.onExported,
       signal: i.signal,
     })
     const stats: VolumeRoundStats = {

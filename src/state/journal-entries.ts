@@ -1,5 +1,5 @@
 /** The journal's entries: one JSON object per line, appended and synced before/after every side effect. */
-import type { Prediction } from '../convergence/predictor.js'
+import type { PendingMeasurement, Prediction } from '../convergence/predictor.js'
 import type { VolumeRoundStats } from '../convergence/round-stats.js'
 import type { SerializedError } from '../errors/snapferry-error.js'
 
@@ -58,6 +58,8 @@ export type JournalEvent =
       readonly type: 'prediction'
       readonly round: number
       readonly prediction: Prediction
+      /** What the sources measured as pending, when they could (rbd behind agents). */
+      readonly pending?: PendingMeasurement | undefined
       readonly decision: string
       readonly reason: string
     }

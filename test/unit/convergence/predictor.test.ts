@@ -399,6 +399,27 @@ describe('predictor', () => {
     expect(modelled.finalDeltaBytes).toBeLessThan(measured.finalDeltaBytes)
   })
 
+  it('adds the writes since a pending measurement was taken (measured while the destination finished)', () => {
+    const rounds = simulateRounds(
+      {
+        dirtyRate: 2 * MiB,
+        link: 10 * MiB,
+        volumeSize: 1 << 30,
+        scanRate: 0,
+        snapshotMs: 100,
+        overheadMs: 0,
+      },
+      5,
+      100 * MiB,
+    )
+    const now = predictWindow({ ...base, rounds, pendingBytes: { v: 5 * MiB } })
+    const aged = predictWindow({ ...base, rounds, pendingBytes: { v: 5 * MiB }, pendingAgeMs: { v: 500 } })
+    // 5 MiB pending 0.5 s ago, plus 0.5 s at 2 MiB/s since.
+    expect(now.finalDeltaBytes).toBeCloseTo(5 * MiB, -4)
+    expect(aged.finalDeltaBytes).toBeCloseTo(6 * MiB, -4)
+    expect(aged.volumes[0]?.sendMs).toBeCloseTo(600, -1)
+  })
+
   it('says what it could not measure', () => {
     const rounds = simulateRounds(
       { dirtyRate: MiB, link: 10 * MiB, volumeSize: 1 << 30, scanRate: 0, snapshotMs: 100, overheadMs: 0 },

@@ -11,7 +11,7 @@ import { type PendingMeasurement, type Prediction, predictWindow } from '../conv
 import type { PipelineRound } from '../convergence/round-stats.js'
 import { SnapferryError } from '../errors/snapferry-error.js'
 import type { EngineContext } from './engine-context.js'
-import { pruneBehind, type RoundHooks, type RoundOutlook, runPipelineRound } from './pipeline-round.js'
+import { type RoundHooks, type RoundOutlook, runPipelineRound } from './pipeline-round.js'
 import type { VolumeState } from './reconcile.js'
 import { takeCutoverRequest } from './requests.js'
 
@@ -100,12 +100,12 @@ export async function converge(
         ctx.reporter.line('  not converging; keeping on as the pipeline says (onStall: keep-trying)')
       stallReported = true
     }
-    // Another round: the last one's retention runs while it ships. Not before a cutover, which would
-    // otherwise wait for it (settlePruning) while the workload still writes into the final delta.
-    pruneBehind(ctx, states)
+    // Another round: the last one's retention runs once its snapshot exists, while it ships. Not before a
+    // cutover, which would otherwise wait for it (settlePruning) while the workload still writes into the
+    // final delta.
     if (c.roundInterval > 0) await sleep(c.roundInterval, ctx.signal)
     const outlook = outlookFrom(prediction, c.roundInterval)
-    const r = await runPipelineRound(ctx, states, { ...outlook, prune: false }, hooks)
+    const r = await runPipelineRound(ctx, states, { ...outlook, prune: 'after-snapshot' }, hooks)
     rounds.push(r)
     reportRound(ctx, r, outlook)
   }

@@ -19,12 +19,14 @@ export interface RoundOutlook {
   /** The cutover window predicted after the previous round. */
   readonly predictedWindowMs?: number | undefined
   /**
-   * Prune old snapshots behind the round (default). The convergence loop passes false and prunes with
-   * `pruneBehind` once it decided on another round, so retention runs while that round ships (the time
-   * between two snapshots is what the next delta grows with) and never delays a cutover. The cutover's
-   * final round skips it: deleting snapshots costs rbd calls that would sit inside the downtime window.
+   * Prune old snapshots behind the round (true, the default), or once the round's snapshot exists
+   * ('after-snapshot'). The convergence loop's warm rounds use the latter: retention then runs while the
+   * round ships (the time between two snapshots is what the next delta grows with), it never delays a
+   * cutover, and the round's snapshot does not wait behind removals (rbd: the image's lock owner, the
+   * running VM, carries out both one after the other). The cutover's final round passes false: deleting
+   * snapshots costs rbd calls that would sit inside the downtime window.
    */
-  readonly prune?: boolean | undefined
+  readonly prune?: boolean | 'after-snapshot' | undefined
 }
 
 /** What the caller hears of a round while it runs. */
@@ -77,10 +79,13 @@ export async function runPipelineRound(
             moved.set(s.pair.name, b)
             show()
           },
-          hooks.onExported,
+          {
+            onExported: hooks.onExported,
+            onSnapshot: outlook.prune === 'after-snapshot' ? () => schedulePrune(ctx, s) : undefined,
+          },
         )
         ctx.log.info({ round: r }, `volume ${s.pair.name}: round ${r.round} done`)
-        if (outlook.prune !== false) schedulePrune(ctx, s)
+        if (outlook.prune === true || outlook.prune === undefined) schedulePrune(ctx, s)
         return r
       } catch (e) {
         const err = asSnapferryError(e)
@@ -102,7 +107,10 @@ async function roundOnce(
   ctx: EngineContext,
   s: VolumeState,
   onProgress: (bytes: number) => void,
-  onExported?: (s: VolumeState, snapshot: string) => void,
+  on: {
+    onExported?: ((s: VolumeState, snapshot: string) => void) | undefined
+    onSnapshot?: (() => void) | undefined
+  },
 ): Promise<VolumeRoundStats> {
   const to = snapshotName(s.nextRound, new Date())
   const stats = await runRound({
@@ -119,7 +127,8 @@ async function roundOnce(
     onProgress: (_v, b) => onProgress(b),
     onResume: (attempt, from, why) =>
       ctx.log.warn({ volume: s.pair.name, attempt, fromSegment: from, why }, 'transfer resumed'),
-    onExported: onExported ? () => onExported(s, to) : undefined,
+    onSnapshot: on.onSnapshot,
+    onExported: on.onExported ? () => on.onExported?.(s, to) : undefined,
     signal: ctx.signal,
   })
   s.last = to
@@ -128,11 +137,6 @@ async function roundOnce(
   s.repair = undefined
   s.overwrite = false
   return stats
-}
-
-/** Retention for every volume, queued behind any still running; it runs while the caller goes on. */
-export function pruneBehind(ctx: EngineContext, states: readonly VolumeState[]): void {
-  for (const s of states) schedulePrune(ctx, s)
 }
 
 /** Queue retention behind this volume's previous one; a failure is logged and retried after the next round. */

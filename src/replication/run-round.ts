@@ -24,6 +24,8 @@ export interface RoundInput {
   readonly compression?: CompressionSetting | undefined
   readonly onProgress?: ((volume: string, bytes: number) => void) | undefined
   readonly onResume?: ((attempt: number, fromSegment: number, why: string) => void) | undefined
+  /** The source snapshot `to` exists (journaled); the delta is about to start. */
+  readonly onSnapshot?: (() => void) | undefined
   /** The source sent the whole delta to `to` (relayDelta's onExported); the destination may still write. */
   readonly onExported?: (() => void) | undefined
   readonly signal: AbortSignal | undefined
@@ -37,6 +39,7 @@ export async function runRound(i: RoundInput): Promise<VolumeRoundStats> {
   await pair.source.createSnapshot(i.to, i.signal)
   const snapshotMs = performance.now() - t0
   await journal.append({ type: 'snapshot-created', volume: pair.name, round, name: i.to })
+  i.onSnapshot?.()
   await journal.append({
     type: 'transfer-started',
     volume: pair.name,

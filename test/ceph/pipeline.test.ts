@@ -120,6 +120,70 @@ stateDir: ${path.join(dir, 'state-three')}
     }
   }, 300_000)
 
+  it('behind agents: pending measured while the destination finishes, retention after each snapshot; identical', async () => {
+    await A.rbd('create', '--size', '32M', 'rbd/vm-live')
+    await rbdWrite(A, 'rbd/vm-live', 0, randomBytes(mulberry32(5), 4 * MiB))
+    const pid = path.join(dir, 'writer-live.pid')
+    const writer = spawn(
+      '/usr/bin/python3',
+      [path.join(REPO_ROOT, 'examples/lib/rbd-live-writer.py'), A.conf, 'rbd', 'vm-live', String(MiB), pid],
+      { stdio: 'ignore' },
+    )
+    for (let i = 0; i < 200 && !existsSync(pid); i++) await new Promise((r) => setTimeout(r, 50))
+    const file = path.join(dir, 'agents.yaml')
+    const ep = (c: Cluster) =>
+      `{ driver: rbd, host: local, pool: rbd, image: vm-live, conf: ${c.conf}, timeout: 30s }`
+    await writeFile(
+      file,
+      `apiVersion: snapferry/v1
+kind: Pipeline
+name: behind-agents
+volumes:
+  - { name: live, source: ${ep(A)}, destination: ${ep(B)} }
+convergence: { targetDowntime: 1m, minRounds: 3, whenConverged: cutover }
+snapshots: { keep: 1 }
+cutover:
+  before:
+    - name: stop-vm
+      run: 'p=$(cat ${pid}); kill $p; while kill -0 $p 2>/dev/null; do sleep 0.05; done'
+stateDir: ${path.join(dir, 'state-agents')}
+`,
+    )
+    try {
+      const r = await snapferry(['run', file], {}, 240_000)
+      expect(r.code, r.stderr).toBe(EXIT.OK)
+    } finally {
+      writer.kill('SIGKILL')
+    }
+    const j = await readJournal(path.join(dir, 'state-agents'))
+    // Every prediction of the loop used a measurement started when the round's export ended, and the
+    // writer's changes since the snapshot are in it.
+    const predictions = j.filter((e) => e.type === 'prediction')
+    expect(predictions.length).toBeGreaterThanOrEqual(4)
+    for (const p of predictions) {
+      expect(p.type === 'prediction' && p.pending?.early).toEqual(['live'])
+      expect(p.type === 'prediction' && p.pending?.ageMs.live).toBeGreaterThanOrEqual(0)
+    }
+    const delta = predictions.filter((p) => p.type === 'prediction' && p.round > 0)
+    expect(delta.every((p) => p.type === 'prediction' && (p.pending?.bytes.live ?? 0) > 0)).toBe(true)
+    // Warm rounds: no source snapshot is removed while the next one is being created.
+    let creating = false
+    let removedDuringRounds = 0
+    for (const e of j) {
+      if (e.type === 'snapshot-creating') creating = true
+      if (e.type === 'snapshot-created') creating = false
+      if (e.type === 'snapshot-deleting' && e.side === 'source') {
+        expect(creating, `removal of ${e.name} while a snapshot was being created`).toBe(false)
+        removedDuringRounds++
+      }
+    }
+    expect(removedDuringRounds).toBeGreaterThan(0)
+    const st = JSON.parse((await snapferry(['status', '--json', file])).stdout)
+    const snap = st.cutover.finalSnapshot.live as string
+    expect(await exportSha(B, `rbd/vm-live@${snap}`)).toBe(await exportSha(A, `rbd/vm-live@${snap}`))
+    expect(await exportSha(B, 'rbd/vm-live')).toBe(await exportSha(A, 'rbd/vm-live'))
+  }, 300_000)
+
   it('moves a raw file into an RBD image and an RBD image out to a raw file', async () => {
     const raw = path.join(dir, 'in.img')
     await writeFile(raw, '')

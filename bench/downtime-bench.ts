@@ -141,10 +141,14 @@ async function runAll(): Promise<ScenarioResult[]> {
   // Fresh clusters for every scenario: the same run on clusters that already served a scenario's
   // runs (images written, snapshotted and removed) took up to twice as long (docs/BENCHMARKS.md).
   let regions: CephRegions | undefined
-  // Stopped with Ctrl-C or kill: take the clusters, namespaces and sshds down instead of leaving them.
+  let starting: Promise<CephRegions> | undefined
+  // Stopped with Ctrl-C or kill: take the clusters, namespaces and sshds down instead of leaving them,
+  // also when they are still starting.
   const interrupted = (sig: NodeJS.Signals) => {
     process.stderr.write(`\n${sig}: stopping the clusters and namespaces\n`)
-    void (regions?.stop() ?? Promise.resolve()).finally(() => process.exit(130))
+    void (async () => (regions ?? (await starting?.catch(() => undefined)))?.stop())().finally(() =>
+      process.exit(130),
+    )
   }
   process.once('SIGINT', interrupted)
   process.once('SIGTERM', interrupted)
@@ -154,7 +158,8 @@ async function runAll(): Promise<ScenarioResult[]> {
     for (const s of scenarios) {
       await regions?.stop()
       regions = undefined
-      regions = await startCephRegions(ROOT)
+      starting = startCephRegions(ROOT)
+      regions = await starting
       await regions.hosts.shape(s.link)
       const key = s.link ?? 'unshaped'
       // The floor needs the link's physical rate: tbf's for a shaped link, the best of two OpenSSH

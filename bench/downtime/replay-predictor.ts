@@ -4,7 +4,10 @@
  * through predictWindow again, with the pending bytes the run measured then (the journaled prediction's
  * final delta), and the result is printed beside the run's own prediction and its measured downtime.
  *
- * usage: node dist/bench/downtime/replay-predictor.js JOURNAL.json...
+ * With --modelled the pending bytes are left out, so the final delta is modelled from the dirty rate
+ * (what the loop predicts when it does not measure them).
+ *
+ * usage: node dist/bench/downtime/replay-predictor.js [--modelled] JOURNAL.json...
  */
 import { readFileSync } from 'node:fs'
 import { predictWindow } from '../../src/convergence/predictor.js'
@@ -22,7 +25,8 @@ interface PredictionEntry {
 const rows: string[][] = [
   ['journal', 'journaled prediction', 'replayed', 'measured', 'journaled error', 'replayed error'],
 ]
-for (const file of process.argv.slice(2)) {
+const modelled = process.argv.includes('--modelled')
+for (const file of process.argv.slice(2).filter((a) => a !== '--modelled')) {
   const entries = JSON.parse(readFileSync(file, 'utf8')) as JournalEntry[]
   const cut = entries.findIndex((e) => e.type === 'phase' && (e as { phase?: string }).phase === 'cutover')
   const finished = entries.find((e) => e.type === 'cutover-finished') as
@@ -43,7 +47,9 @@ for (const file of process.argv.slice(2)) {
     afterHooksMs: undefined,
     concurrency: 1,
     pauseBeforeCutoverMs: 0,
-    pendingBytes: Object.fromEntries(last.prediction.volumes.map((v) => [v.volume, v.finalDeltaBytes])),
+    pendingBytes: modelled
+      ? undefined
+      : Object.fromEntries(last.prediction.volumes.map((v) => [v.volume, v.finalDeltaBytes])),
   })
   const measured = finished.result.downtimeMs
   const err = (p: number) => `${p >= measured ? '+' : ''}${Math.round(((p - measured) / measured) * 100)} %`

@@ -3,7 +3,6 @@
  * over or hold the copy warm; say plainly when deltas stop shrinking and follow the stall policy.
  */
 
-import { RemoteVolumeDriver } from '../agent-protocol/remote-volume-driver.js'
 import { formatBytes, formatDuration, formatRate } from '../config/units.js'
 import { verifyByVolume } from '../config/verify-level.js'
 import { type Decision, decide } from '../convergence/convergence-policy.js'
@@ -11,6 +10,7 @@ import { type PendingMeasurement, type Prediction, predictWindow } from '../conv
 import type { PipelineRound } from '../convergence/round-stats.js'
 import { SnapferryError } from '../errors/snapferry-error.js'
 import type { EngineContext } from './engine-context.js'
+import { type EarlyPending, measureEarly, measurePending } from './pending-measure.js'
 import { type RoundHooks, type RoundOutlook, runPipelineRound } from './pipeline-round.js'
 import type { VolumeState } from './reconcile.js'
 import { takeCutoverRequest } from './requests.js'
@@ -36,8 +36,11 @@ export async function converge(
 ): Promise<ConvergeResult> {
   const c = ctx.cfg.convergence
   const early = new Map<string, EarlyPending>()
+  const tooSlow = new Set<string>()
   const hooks: RoundHooks = {
-    onExported: (s, snapshot) => early.set(s.pair.name, measureEarly(ctx, s, snapshot)),
+    onExported: (s, snapshot) => {
+      if (!tooSlow.has(s.pair.name)) early.set(s.pair.name, measureEarly(ctx, s, snapshot))
+    },
   }
   if (states.some((s) => s.last === null)) {
     await ctx.journal.append({ type: 'phase', phase: 'base' })
@@ -56,7 +59,7 @@ export async function converge(
   await ctx.journal.append({ type: 'phase', phase: 'converging' })
   let stallReported = false
   for (;;) {
-    const pending = await measurePending(ctx, states, early)
+    const pending = await measurePending(ctx, states, { early, tooSlow })
     const prediction = predict(ctx, rounds, opts, pending)
     const decision = decide(rounds, prediction, {
       targetDowntimeMs: c.targetDowntime,
@@ -151,55 +154,6 @@ async function hold(
     })
     ctx.reporter.line(`  prediction: ${describePrediction(p)} (holding)`)
   }
-}
-
-/** A measurement started when a volume's source finished exporting (RoundHooks.onExported). */
-interface EarlyPending {
-  readonly snapshot: string
-  readonly startedAt: number
-  readonly bytes: Promise<number | undefined>
-}
-
-function measureEarly(ctx: EngineContext, s: VolumeState, snapshot: string): EarlyPending {
-  const startedAt = performance.now()
-  const bytes =
-    s.pair.source instanceof RemoteVolumeDriver
-      ? s.pair.source.estimate(snapshot, ctx.signal).catch(() => undefined)
-      : Promise.resolve(undefined)
-  return { snapshot, startedAt, bytes }
-}
-
-/**
- * What each source says is already changed since its last snapshot, when every source can tell cheaply.
- * A measurement started when the round's export ended (`early`, for the snapshot the round shipped) is
- * used as it is: it ran while the destination finished, and the predictor adds the writes since.
- */
-async function measurePending(
-  ctx: EngineContext,
-  states: readonly VolumeState[],
-  early?: Map<string, EarlyPending>,
-): Promise<PendingMeasurement | undefined> {
-  const taken = new Map(early ?? [])
-  early?.clear()
-  const out = {
-    bytes: {} as Record<string, number>,
-    ageMs: {} as Record<string, number>,
-    early: [] as string[],
-  }
-  for (const s of states) {
-    if (!(s.pair.source instanceof RemoteVolumeDriver) || s.last === null) return undefined
-    const e = taken.get(s.pair.name)
-    let at = performance.now()
-    let n = e?.snapshot === s.last ? await e.bytes : undefined
-    if (n !== undefined) {
-      at = (e as EarlyPending).startedAt
-      out.early.push(s.pair.name)
-    } else n = await s.pair.source.estimate(s.last, ctx.signal).catch(() => undefined)
-    if (n === undefined) return undefined
-    out.bytes[s.pair.name] = n
-    out.ageMs[s.pair.name] = Math.round(performance.now() - at)
-  }
-  return out
 }
 
 function predict(

@@ -156,16 +156,18 @@ stateDir: ${path.join(dir, 'state-agents')}
       writer.kill('SIGKILL')
     }
     const j = await readJournal(path.join(dir, 'state-agents'))
-    // Every prediction of the loop used a measurement started when the round's export ended, and the
-    // writer's changes since the snapshot are in it.
+    // The loop's predictions used measurements started when the round's export ended (a 32 MiB image
+    // answers in milliseconds; one over PENDING_WAIT_MS would leave the rest to the model), and the
+    // writer's changes since the snapshot are in them.
     const predictions = j.filter((e) => e.type === 'prediction')
     expect(predictions.length).toBeGreaterThanOrEqual(4)
-    for (const p of predictions) {
+    const measured = predictions.filter((p) => p.type === 'prediction' && p.pending !== undefined)
+    expect(measured.length).toBeGreaterThanOrEqual(3)
+    for (const p of measured) {
       expect(p.type === 'prediction' && p.pending?.early).toEqual(['live'])
       expect(p.type === 'prediction' && p.pending?.ageMs.live).toBeGreaterThanOrEqual(0)
+      if (p.type === 'prediction' && p.round > 0) expect(p.pending?.bytes.live).toBeGreaterThan(0)
     }
-    const delta = predictions.filter((p) => p.type === 'prediction' && p.round > 0)
-    expect(delta.every((p) => p.type === 'prediction' && (p.pending?.bytes.live ?? 0) > 0)).toBe(true)
     // Warm rounds: no source snapshot is removed while the next one is being created.
     let creating = false
     let removedDuringRounds = 0

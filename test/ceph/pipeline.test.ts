@@ -1,5 +1,5 @@
 /** Whole pipelines on two real clusters through the CLI: three live images converge and cut over; file ↔ rbd moves. */
-import { spawn } from 'node:child_process'
+import { type ChildProcess, spawn } from 'node:child_process'
 import { createHash } from 'node:crypto'
 import { existsSync } from 'node:fs'
 import { mkdtemp, readFile, rm, truncate, writeFile } from 'node:fs/promises'
@@ -47,6 +47,17 @@ async function exportSha(c: Cluster, spec: string): Promise<string> {
 const rbdEp = (c: Cluster, image: string) =>
   `{ driver: rbd, pool: rbd, image: ${image}, conf: ${c.conf}, timeout: 30s }`
 
+/** The live writer (a stand-in VM) on A's image at 1 MiB/s, once it wrote its pid file. */
+async function startWriter(image: string, pid: string): Promise<ChildProcess> {
+  const writer = spawn(
+    '/usr/bin/python3',
+    [path.join(REPO_ROOT, 'examples/lib/rbd-live-writer.py'), A.conf, 'rbd', image, String(MiB), pid],
+    { stdio: 'ignore' },
+  )
+  for (let i = 0; i < 200 && !existsSync(pid); i++) await new Promise((r) => setTimeout(r, 50))
+  return writer
+}
+
 const describeCeph = CEPH_SKIP_REASON ? describe.skip : describe
 
 describeCeph('pipelines on two clusters', () => {
@@ -63,12 +74,7 @@ describeCeph('pipelines on two clusters', () => {
         )
     }
     const pid = path.join(dir, 'writer.pid')
-    const writer = spawn(
-      '/usr/bin/python3',
-      [path.join(REPO_ROOT, 'examples/lib/rbd-live-writer.py'), A.conf, 'rbd', 'vm-data', String(MiB), pid],
-      { stdio: 'ignore' },
-    )
-    for (let i = 0; i < 200 && !existsSync(pid); i++) await new Promise((r) => setTimeout(r, 50))
+    const writer = await startWriter('vm-data', pid)
     const file = path.join(dir, 'three.yaml')
     await writeFile(
       file,
@@ -124,12 +130,7 @@ stateDir: ${path.join(dir, 'state-three')}
     await A.rbd('create', '--size', '32M', 'rbd/vm-live')
     await rbdWrite(A, 'rbd/vm-live', 0, randomBytes(mulberry32(5), 4 * MiB))
     const pid = path.join(dir, 'writer-live.pid')
-    const writer = spawn(
-      '/usr/bin/python3',
-      [path.join(REPO_ROOT, 'examples/lib/rbd-live-writer.py'), A.conf, 'rbd', 'vm-live', String(MiB), pid],
-      { stdio: 'ignore' },
-    )
-    for (let i = 0; i < 200 && !existsSync(pid); i++) await new Promise((r) => setTimeout(r, 50))
+    const writer = await startWriter('vm-live', pid)
     const file = path.join(dir, 'agents.yaml')
     const ep = (c: Cluster) =>
       `{ driver: rbd, host: local, pool: rbd, image: vm-live, conf: ${c.conf}, timeout: 30s }`

@@ -43,6 +43,14 @@ const measured = (o: Partial<VolumeRoundStats> & Pick<VolumeRoundStats, 'round'>
   return { round: v.round, volumes: [v], startedAt: v.startedAt, totalMs: v.totalMs }
 }
 
+/** Five rounds of a steady 2 MiB/s workload over a 10 MiB/s link. */
+const steadyRounds = () =>
+  simulateRounds(
+    { dirtyRate: 2 * MiB, link: 10 * MiB, volumeSize: 1 << 30, scanRate: 0, snapshotMs: 100, overheadMs: 0 },
+    5,
+    100 * MiB,
+  )
+
 describe('predictor', () => {
   it('recovers the dirty rate and link rate of a steady workload', () => {
     const rounds = simulateRounds(
@@ -379,18 +387,7 @@ describe('predictor', () => {
   })
 
   it('uses what a driver measured as pending instead of modelling it', () => {
-    const rounds = simulateRounds(
-      {
-        dirtyRate: 2 * MiB,
-        link: 10 * MiB,
-        volumeSize: 1 << 30,
-        scanRate: 0,
-        snapshotMs: 100,
-        overheadMs: 0,
-      },
-      5,
-      100 * MiB,
-    )
+    const rounds = steadyRounds()
     const modelled = predictWindow({ ...base, rounds })
     const measured = predictWindow({ ...base, rounds, pendingBytes: { v: 5 * MiB }, beforeHooksMs: 1000 })
     // 5 MiB already pending, plus 1 s of hooks at 2 MiB/s, at 10 MiB/s: 700 ms of sending.
@@ -400,18 +397,7 @@ describe('predictor', () => {
   })
 
   it('adds the writes since a pending measurement was taken (measured while the destination finished)', () => {
-    const rounds = simulateRounds(
-      {
-        dirtyRate: 2 * MiB,
-        link: 10 * MiB,
-        volumeSize: 1 << 30,
-        scanRate: 0,
-        snapshotMs: 100,
-        overheadMs: 0,
-      },
-      5,
-      100 * MiB,
-    )
+    const rounds = steadyRounds()
     const now = predictWindow({ ...base, rounds, pendingBytes: { v: 5 * MiB } })
     const aged = predictWindow({ ...base, rounds, pendingBytes: { v: 5 * MiB }, pendingAgeMs: { v: 500 } })
     // 5 MiB pending 0.5 s ago, plus 0.5 s at 2 MiB/s since.

@@ -34,6 +34,12 @@ export interface PredictorInput {
   readonly pendingBytes?: Readonly<Record<string, number>> | undefined
   /** How long ago each volume's pendingBytes was measured: the workload's writes since are added. */
   readonly pendingAgeMs?: Readonly<Record<string, number>> | undefined
+  /**
+   * How long after the volume's last snapshot each pendingBytes was measured. pending ÷ this is the rate
+   * at which this interval changed bytes; the writes since the measurement are counted at no more than
+   * it (the dirty rate of the first rounds of a thin image counts whole objects at their first touch).
+   */
+  readonly pendingSinceSnapshotMs?: Readonly<Record<string, number>> | undefined
 }
 
 /** What drivers measured as already changed since each volume's last snapshot (PredictorInput). */
@@ -41,6 +47,8 @@ export interface PendingMeasurement {
   readonly bytes: Readonly<Record<string, number>>
   /** How long before the prediction each was measured. */
   readonly ageMs: Readonly<Record<string, number>>
+  /** How long after the volume's last snapshot each was measured. */
+  readonly sinceSnapshotMs: Readonly<Record<string, number>>
   /** Volumes measured while their destination still finished the round (not after it). */
   readonly early: readonly string[]
 }
@@ -125,9 +133,12 @@ function predictVolume(volume: string, input: PredictorInput, link: number): Vol
   const pending = input.pendingBytes?.[volume]
   const hooksAndPauseMs = input.pauseBeforeCutoverMs + (input.beforeHooksMs ?? 0)
   const pendingAgeMs = input.pendingAgeMs?.[volume] ?? 0
+  const sinceSnapshotMs = input.pendingSinceSnapshotMs?.[volume] ?? 0
+  const sinceRate =
+    pending !== undefined && sinceSnapshotMs > 0 ? Math.min(dirty, pending / (sinceSnapshotMs / 1000)) : dirty
   const finalDeltaBytes =
     pending !== undefined
-      ? pending + dirty * ((hooksAndPauseMs + pendingAgeMs) / 1000)
+      ? pending + dirty * (hooksAndPauseMs / 1000) + sinceRate * (pendingAgeMs / 1000)
       : dirty * ((Math.max(0, last.totalMs - last.snapshotMs) + hooksAndPauseMs) / 1000)
   const capacity = extentCapacity(history, link)
   const extentBytes = latestExtentBytes(history)

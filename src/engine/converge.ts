@@ -36,11 +36,8 @@ export async function converge(
 ): Promise<ConvergeResult> {
   const c = ctx.cfg.convergence
   const early = new Map<string, EarlyPending>()
-  const tooSlow = new Set<string>()
   const hooks: RoundHooks = {
-    onExported: (s, snapshot) => {
-      if (!tooSlow.has(s.pair.name)) early.set(s.pair.name, measureEarly(ctx, s, snapshot))
-    },
+    onExported: (s, snapshot) => early.set(s.pair.name, measureEarly(ctx, s, snapshot)),
   }
   if (states.some((s) => s.last === null)) {
     await ctx.journal.append({ type: 'phase', phase: 'base' })
@@ -59,7 +56,7 @@ export async function converge(
   await ctx.journal.append({ type: 'phase', phase: 'converging' })
   let stallReported = false
   for (;;) {
-    const pending = await measurePending(ctx, states, { early, tooSlow })
+    const pending = await measurePending(ctx, states, early)
     const prediction = predict(ctx, rounds, opts, pending)
     const decision = decide(rounds, prediction, {
       targetDowntimeMs: c.targetDowntime,
@@ -173,6 +170,7 @@ function predict(
     pauseBeforeCutoverMs: 0,
     pendingBytes: pending?.bytes,
     pendingAgeMs: pending?.ageMs,
+    pendingSinceSnapshotMs: pending?.sinceSnapshotMs,
   })
 }
 

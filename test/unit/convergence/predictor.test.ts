@@ -406,6 +406,20 @@ describe('predictor', () => {
     expect(aged.volumes[0]?.sendMs).toBeCloseTo(600, -1)
   })
 
+  it("counts the writes since the measurement at no more than the interval's own rate (thin images)", () => {
+    const rounds = steadyRounds()
+    // 5 MiB pending 10 s after the snapshot: 0.5 MiB/s in this interval, below the 2 MiB/s dirty rate
+    // (as after the first rounds of a thin image, whose first touches count whole objects).
+    const p = predictWindow({
+      ...base,
+      rounds,
+      pendingBytes: { v: 5 * MiB },
+      pendingAgeMs: { v: 2000 },
+      pendingSinceSnapshotMs: { v: 10_000 },
+    })
+    expect(p.finalDeltaBytes).toBeCloseTo(6 * MiB, -4)
+  })
+
   it('says what it could not measure', () => {
     const rounds = simulateRounds(
       { dirtyRate: MiB, link: 10 * MiB, volumeSize: 1 << 30, scanRate: 0, snapshotMs: 100, overheadMs: 0 },

@@ -11,20 +11,18 @@ import type { VolumeState } from './reconcile.js'
 /** A measurement started when a volume's source finished exporting (RoundHooks.onExported). */
 export interface EarlyPending {
   readonly snapshot: string
+  /** Wall-clock ms, like VolumeState.lastSnapshotAt. */
   readonly startedAt: number
-  /** The same instant in wall-clock ms, to compare with VolumeState.lastSnapshotAt. */
-  readonly startedAtWall: number
   readonly bytes: Promise<number | undefined>
 }
 
 export function measureEarly(ctx: EngineContext, s: VolumeState, snapshot: string): EarlyPending {
-  const startedAt = performance.now()
-  const startedAtWall = Date.now()
+  const startedAt = Date.now()
   const bytes =
     s.pair.source instanceof RemoteVolumeDriver
       ? s.pair.source.estimate(snapshot, ctx.signal).catch(() => undefined)
       : Promise.resolve(undefined)
-  return { snapshot, startedAt, startedAtWall, bytes }
+  return { snapshot, startedAt, bytes }
 }
 
 /**
@@ -49,18 +47,16 @@ export async function measurePending(
     const name = s.pair.name
     if (!(s.pair.source instanceof RemoteVolumeDriver) || s.last === null) return undefined
     const e = taken.get(name)
-    let at = performance.now()
-    let wallAt = Date.now()
+    let at = Date.now()
     let n = e?.snapshot === s.last ? await e.bytes : undefined
     if (e && n !== undefined) {
       at = e.startedAt
-      wallAt = e.startedAtWall
       out.early.push(name)
     } else n = await s.pair.source.estimate(s.last, ctx.signal).catch(() => undefined)
     if (n === undefined) return undefined
     out.bytes[name] = n
-    out.ageMs[name] = Math.round(performance.now() - at)
-    if (s.lastSnapshotAt !== null) out.sinceSnapshotMs[name] = Math.max(0, wallAt - s.lastSnapshotAt)
+    out.ageMs[name] = Date.now() - at
+    if (s.lastSnapshotAt !== null) out.sinceSnapshotMs[name] = Math.max(0, at - s.lastSnapshotAt)
   }
   return out
 }

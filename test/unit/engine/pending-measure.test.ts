@@ -25,8 +25,7 @@ function setup(last: string) {
 
 const early = (snapshot: string, bytes: number, agoMs: number): EarlyPending => ({
   snapshot,
-  startedAt: performance.now() - agoMs,
-  startedAtWall: Date.now() - agoMs,
+  startedAt: Date.now() - agoMs,
   bytes: Promise.resolve(bytes),
 })
 

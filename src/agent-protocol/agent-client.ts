@@ -239,6 +239,8 @@ export class AgentClient {
 
   call<T>(method: AgentMethod, params: Record<string, unknown>, signal?: AbortSignal): Promise<T> {
     if (this.#closed) return Promise.reject(this.#closed)
+    // Sent after an abort, a request would never be cancelled (the listener fires only once, before).
+    if (signal?.aborted) return Promise.reject(signal.reason)
     const id = this.#nextId++
     const msg: RequestMessage = { type: 'request', id, method, params }
     const onAbort = () => {

@@ -60,8 +60,10 @@ export class AgentStreams {
     })
     const abort = () => sender.fail(signal.reason as Error)
     signal.addEventListener('abort', abort, { once: true })
-    this.#register(token, { sender })
     try {
+      // A cancel that came while the codec loaded fired before the listener existed.
+      signal.throwIfAborted()
+      this.#register(token, { sender })
       const request = params.request as { toSnap: string }
       const result = await d.exportDiff({ ...request, signal }, sender.input)
       const stats = await sender.done
@@ -88,8 +90,10 @@ export class AgentStreams {
     })
     const abort = () => receiver.output.destroy(signal.reason as Error)
     signal.addEventListener('abort', abort, { once: true })
-    this.#register(token, { receiver })
     try {
+      // As for an export: without this, the import would wait for a data connection that never comes.
+      signal.throwIfAborted()
+      this.#register(token, { receiver })
       const request = params.request as { toSnap: string }
       const result = await d.importDiff({ ...request, signal }, receiver.output)
       return { ...result, ...receiver.digest(), transfer: receiver.stats }

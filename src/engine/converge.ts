@@ -212,6 +212,7 @@ export function reportRound(ctx: EngineContext, r: PipelineRound, outlook?: Roun
 }
 
 function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  if (signal.aborted) return Promise.reject(signal.reason)
   return new Promise((resolve, reject) => {
     const onAbort = () => {
       clearTimeout(t)

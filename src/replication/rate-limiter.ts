@@ -14,17 +14,19 @@ export interface Clock {
 export const realClock: Clock = {
   now: () => performance.now(),
   sleep: (ms, signal) =>
-    new Promise((resolve, reject) => {
-      const onAbort = () => {
-        clearTimeout(t)
-        reject(signal?.reason)
-      }
-      const t = setTimeout(() => {
-        signal?.removeEventListener('abort', onAbort)
-        resolve()
-      }, ms)
-      signal?.addEventListener('abort', onAbort, { once: true })
-    }),
+    signal?.aborted
+      ? Promise.reject(signal.reason)
+      : new Promise((resolve, reject) => {
+          const onAbort = () => {
+            clearTimeout(t)
+            reject(signal?.reason)
+          }
+          const t = setTimeout(() => {
+            signal?.removeEventListener('abort', onAbort)
+            resolve()
+          }, ms)
+          signal?.addEventListener('abort', onAbort, { once: true })
+        }),
 }
 
 /** Burst: 100 ms worth of the rate (at least 1 MiB), so small rates still move whole chunks. */

@@ -109,6 +109,7 @@ async function relayBetweenAgents(
   const ac = new AbortController()
   const onAbort = () => ac.abort(o.signal?.reason)
   o.signal?.addEventListener('abort', onAbort, { once: true })
+  if (o.signal?.aborted) onAbort()
   const srcToken = newStreamToken()
   const dstToken = newStreamToken()
   const { signal: _s1, ...exportRequest } = o.exportRequest

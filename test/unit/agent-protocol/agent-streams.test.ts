@@ -47,26 +47,14 @@ function within<T>(p: Promise<T>, ms: number): Promise<T> {
 describe('AgentStreams: a cancel during set-up', () => {
   const log = pino({ level: 'silent' })
 
-  it('an import cancelled while its stream is set up ends with the cancel, not a wait for data', async () => {
+  it.each([
+    ['import', 'ends with the cancel, not a wait for data'],
+    ['export', 'ends with the cancel and never reads the volume'],
+  ] as const)('an %s cancelled while its stream is set up %s', async (kind, _outcome) => {
     const calls: string[] = []
     const streams = new AgentStreams(log)
-    const p = streams.import(
-      readingDriver(calls),
-      { stream: 'token-import', volume, request: { toSnap: 'snapferry-0001-x' } },
-      abortedDuringSetup(),
-    )
-    await expect(within(p, 2000)).rejects.toThrow('cancelled by the controller')
-    expect(calls).toEqual([])
-  })
-
-  it('an export cancelled while its stream is set up ends with the cancel and never reads the volume', async () => {
-    const calls: string[] = []
-    const streams = new AgentStreams(log)
-    const p = streams.export(
-      readingDriver(calls),
-      { stream: 'token-export', volume, request: { toSnap: 'snapferry-0001-x' } },
-      abortedDuringSetup(),
-    )
+    const params = { stream: `token-${kind}`, volume, request: { toSnap: 'snapferry-0001-x' } }
+    const p = streams[kind](readingDriver(calls), params, abortedDuringSetup())
     await expect(within(p, 2000)).rejects.toThrow('cancelled by the controller')
     expect(calls).toEqual([])
   })

@@ -9,6 +9,7 @@ import { type Decision, decide } from '../convergence/convergence-policy.js'
 import { type PendingMeasurement, type Prediction, predictWindow } from '../convergence/predictor.js'
 import type { PipelineRound } from '../convergence/round-stats.js'
 import { SnapferryError } from '../errors/snapferry-error.js'
+import { abortableSleep } from '../replication/abortable-sleep.js'
 import type { EngineContext } from './engine-context.js'
 import { type EarlyPending, measureEarly, measurePending } from './pending-measure.js'
 import { type RoundHooks, type RoundOutlook, runPipelineRound } from './pipeline-round.js'
@@ -103,7 +104,7 @@ export async function converge(
     // Another round: the last one's retention runs once its snapshot exists, while it ships. Not before a
     // cutover, which would otherwise wait for it (settlePruning) while the workload still writes into the
     // final delta.
-    if (c.roundInterval > 0) await sleep(c.roundInterval, ctx.signal)
+    if (c.roundInterval > 0) await abortableSleep(c.roundInterval, ctx.signal)
     const outlook = outlookFrom(prediction, c.roundInterval)
     const r = await runPipelineRound(ctx, states, { ...outlook, prune: 'after-snapshot' }, hooks)
     rounds.push(r)
@@ -132,7 +133,7 @@ async function hold(
           prediction: predict(ctx, rounds, opts, await measurePending(ctx, states)),
         }
       }
-      await sleep(Math.min(500, Math.max(0, deadline - performance.now())), ctx.signal)
+      await abortableSleep(Math.min(500, Math.max(0, deadline - performance.now())), ctx.signal)
     }
     const outlook = outlookFrom(
       predict(ctx, rounds, opts, await measurePending(ctx, states)),
@@ -209,19 +210,4 @@ export function reportRound(ctx: EngineContext, r: PipelineRound, outlook?: Roun
   ctx.reporter.line(
     `round ${r.round} (${kind}): ${formatBytes(changed)} changed${expected}, ${formatBytes(bytes)} on the wire, ${r.volumes.reduce((n, v) => n + v.extents, 0)} extents in ${formatDuration(r.totalMs)}`,
   )
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  if (signal.aborted) return Promise.reject(signal.reason)
-  return new Promise((resolve, reject) => {
-    const onAbort = () => {
-      clearTimeout(t)
-      reject(signal.reason)
-    }
-    const t = setTimeout(() => {
-      signal.removeEventListener('abort', onAbort)
-      resolve()
-    }, ms)
-    signal.addEventListener('abort', onAbort, { once: true })
-  })
 }

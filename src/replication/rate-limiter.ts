@@ -1,4 +1,5 @@
 /** A token bucket shared by all volumes of a pipeline: holds the average rate, allows short bursts. */
+import { abortableSleep } from './abortable-sleep.js'
 
 export interface RateLimiter {
   /** Wait until `bytes` may be sent. */
@@ -13,20 +14,7 @@ export interface Clock {
 
 export const realClock: Clock = {
   now: () => performance.now(),
-  sleep: (ms, signal) =>
-    signal?.aborted
-      ? Promise.reject(signal.reason)
-      : new Promise((resolve, reject) => {
-          const onAbort = () => {
-            clearTimeout(t)
-            reject(signal?.reason)
-          }
-          const t = setTimeout(() => {
-            signal?.removeEventListener('abort', onAbort)
-            resolve()
-          }, ms)
-          signal?.addEventListener('abort', onAbort, { once: true })
-        }),
+  sleep: abortableSleep,
 }
 
 /** Burst: 100 ms worth of the rate (at least 1 MiB), so small rates still move whole chunks. */

@@ -148,6 +148,12 @@ export const convergenceSchema = z.strictObject({
     .enum(STALL_POLICIES)
     .default('fail')
     .describe('What to do when deltas stop shrinking: keep going, fail, or cut over anyway.'),
+  settle: z
+    .boolean()
+    .default(true)
+    .describe(
+      'Once the window fits but is predicted above half the target: take another round while it shrinks the final delta by 10 % or more.',
+    ),
   whenConverged: z
     .enum(CONVERGED_ACTIONS)
     .default('hold')

@@ -10,10 +10,16 @@ export interface PolicyConfig {
   readonly maxRounds: number
   readonly stallRounds: number
   readonly onStall: 'keep-trying' | 'fail' | 'cutover'
+  /**
+   * Close to the target, take another round before cutting over while it is predicted to shrink the
+   * final delta by 10 % or more (docs/CONVERGENCE.md, "Settling").
+   */
+  readonly settle: boolean
 }
 
 export type Decision =
-  | { readonly action: 'continue'; readonly reason: string }
+  /** `settling`: the window fits already; the next decision is called with `settling` (decide). */
+  | { readonly action: 'continue'; readonly reason: string; readonly settling?: true }
   | { readonly action: 'converged'; readonly reason: string }
   /** Not converging; `policy` is what the pipeline says to do about it. */
   | {
@@ -23,10 +29,17 @@ export type Decision =
       readonly maxRounds: boolean
     }
 
+/**
+ * What to do after a round. `settling`: the decision before this round was a settling round (the window
+ * fitted already); then the answer is another settling round or converged, never more: a settling round
+ * that did not shrink the window as predicted (a burst, or a model that over-predicts small rounds)
+ * ends the settling rather than sending the loop back to converging, stalling or failing.
+ */
 export function decide(
   rounds: readonly PipelineRound[],
   prediction: Prediction,
   cfg: PolicyConfig,
+  settling = false,
 ): Decision {
   const deltaRounds = rounds.filter((r) => r.volumes.some((v) => v.fromSnap !== null)).length
   const fits = prediction.windowMs <= cfg.targetDowntimeMs
@@ -36,7 +49,13 @@ export function decide(
       action: 'continue',
       reason: `warm-up: ${deltaRounds} of ${cfg.minRounds} delta rounds done; ${versus}`,
     }
-  if (fits) return { action: 'converged', reason: `${versus}: fits` }
+  if (fits || settling) {
+    const more = fits && cfg.settle && deltaRounds < cfg.maxRounds ? settleText(prediction, cfg) : undefined
+    if (more) return { action: 'continue', reason: `${versus}: fits; ${more}`, settling: true }
+    if (!fits)
+      return { action: 'converged', reason: `${versus}: settling ends (the window fitted a round ago)` }
+    return { action: 'converged', reason: `${versus}: fits` }
+  }
   const stall = stalled(rounds, cfg.stallRounds)
   if (stall) {
     return {
@@ -78,6 +97,34 @@ export function stalled(rounds: readonly PipelineRound[], n: number): boolean {
 /** Another round helps only if it ships less than the last one; less than this share of it. */
 const NO_SHRINK = 0.9
 
+/** Settling is for windows predicted close to the target: above this share of it. */
+const SETTLE_ABOVE = 0.5
+
+/**
+ * The final delta if one more round ran before the cutover: what the workload writes while that round
+ * ships today's final delta at the rounds' usual drain rate (plus its snapshot and fixed time), and
+ * during the before hooks, which no round shortens. Undefined while no drain rate was measured.
+ */
+export function afterAnotherRound(p: Prediction): number | undefined {
+  if (p.drainBytesPerSecond <= 0) return undefined
+  const fixedMs = Math.max(0, ...p.volumes.map((v) => v.snapshotMs + v.fixedMs))
+  const roundMs = (p.finalDeltaBytes / p.drainBytesPerSecond) * 1000 + fixedMs
+  return (p.dirtyBytesPerSecond * (roundMs + p.beforeHooksMs)) / 1000
+}
+
+/**
+ * Why one more round is worth taking although the window already fits, or undefined. The window must
+ * be close to the target (predictions of small final rounds missed by up to 40 % on the downtime
+ * bench, BENCHMARKS.md) and the round must shrink the final delta by 10 % or more; as the deltas settle
+ * towards what the workload writes during a round's fixed time, that stops by itself.
+ */
+function settleText(p: Prediction, cfg: PolicyConfig): string | undefined {
+  if (p.windowMs <= SETTLE_ABOVE * cfg.targetDowntimeMs) return undefined
+  const next = afterAnotherRound(p)
+  if (next === undefined || next >= NO_SHRINK * p.finalDeltaBytes) return undefined
+  return `settling: another round should leave ~${formatBytes(next)} to ship instead of ~${formatBytes(p.finalDeltaBytes)}`
+}
+
 /**
  * The next delta is predicted no smaller than the last one: the workload dirties as fast as a round
  * drains, so every further round only ends later with as much (or more) to ship inside the window.
@@ -85,8 +132,8 @@ const NO_SHRINK = 0.9
  * would make the final delta grow by as many rounds. Returns why, or undefined.
  *
  * One slow round is not a stall: when the rounds' usual drain rate (the last three together) says the
- * next round would leave less behind than it ships — next delta ÷ drain rate + the round's fixed time,
- * times the dirty rate, under 90 % of the next delta — another round still helps. On the downtime
+ * next round would leave less behind than it ships (afterAnotherRound under 90 % of the next delta),
+ * another round still helps. On the downtime
  * bench a single round at a third of the usual rate (a busy OSD, a CPU-steal spike) otherwise cut
  * over with 24 MiB to ship where the rounds before had been shrinking the delta by half each.
  */
@@ -96,11 +143,8 @@ export function outrunning(rounds: readonly PipelineRound[], p: Prediction): str
   if (!last) return undefined
   const shipped = totalChanged(last)
   if (p.finalDeltaBytes < NO_SHRINK * shipped) return undefined
-  if (p.drainBytesPerSecond > 0) {
-    const fixedMs = Math.max(0, ...p.volumes.map((v) => v.snapshotMs + v.fixedMs))
-    const nextRoundMs = (p.finalDeltaBytes / p.drainBytesPerSecond) * 1000 + fixedMs
-    if ((p.dirtyBytesPerSecond * nextRoundMs) / 1000 < NO_SHRINK * p.finalDeltaBytes) return undefined
-  }
+  const next = afterAnotherRound(p)
+  if (next !== undefined && next < NO_SHRINK * p.finalDeltaBytes) return undefined
   return (
     `deltas stopped shrinking: the next would be ~${formatBytes(p.finalDeltaBytes)} after the last round shipped ` +
     `${formatBytes(shipped)}; the workload dirties ${formatRate(p.dirtyBytesPerSecond)} and the rounds drain ` +

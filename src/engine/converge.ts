@@ -56,16 +56,24 @@ export async function converge(
   }
   await ctx.journal.append({ type: 'phase', phase: 'converging' })
   let stallReported = false
+  let settling = false
   for (;;) {
     const pending = await measurePending(ctx, states, early)
     const prediction = predict(ctx, rounds, opts, pending)
-    const decision = decide(rounds, prediction, {
-      targetDowntimeMs: c.targetDowntime,
-      minRounds: c.minRounds,
-      maxRounds: c.maxRounds,
-      stallRounds: c.stallRounds,
-      onStall: c.onStall,
-    })
+    const decision = decide(
+      rounds,
+      prediction,
+      {
+        targetDowntimeMs: c.targetDowntime,
+        minRounds: c.minRounds,
+        maxRounds: c.maxRounds,
+        stallRounds: c.stallRounds,
+        onStall: c.onStall,
+        settle: c.settle,
+      },
+      settling,
+    )
+    settling = decision.action === 'continue' && decision.settling === true
     await ctx.journal.append({
       type: 'prediction',
       round: rounds.at(-1)?.round ?? 0,

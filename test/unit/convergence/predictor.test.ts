@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { decide } from '../../../src/convergence/convergence-policy.js'
+import { afterAnotherRound, decide } from '../../../src/convergence/convergence-policy.js'
 import { dirtyRate, linkRate, predictWindow } from '../../../src/convergence/predictor.js'
 import {
   changedBytes,
@@ -441,6 +441,7 @@ describe('convergence policy', () => {
     maxRounds: 30,
     stallRounds: 3,
     onStall: 'fail' as const,
+    settle: false,
   }
 
   it('converges once the predicted window fits, after the warm-up rounds', () => {
@@ -457,6 +458,99 @@ describe('convergence policy', () => {
     const later = simulateRounds(w, 4, 500 * MiB)
     const d = decide(later, predictWindow({ ...base, rounds: later }), cfg)
     expect(d.action).toBe('converged')
+  })
+
+  describe('settling', () => {
+    // Like the bench at 1 MiB/s over 100 Mbit: extent-bound rounds of ~1 s that still halve the delta
+    // when the window first fits the 1 s target.
+    const w = {
+      dirtyRate: MiB,
+      link: 12e6,
+      volumeSize: 1 << 30,
+      scanRate: 0,
+      snapshotMs: 100,
+      overheadMs: 400,
+      extentCapacity: 1800,
+    }
+    const settleCfg = { ...cfg, settle: true, minRounds: 2 }
+    /** Rounds until the policy says anything but continue, with the decision, as the loop calls it. */
+    function run(policy: typeof settleCfg, wl = w, n = 16) {
+      const all = simulateRounds(wl, n, 900 * MiB)
+      let settling = false
+      for (let k = 3; k <= all.length; k++) {
+        const rounds = all.slice(0, k)
+        const p = predictWindow({ ...base, rounds })
+        const d = decide(rounds, p, policy, settling)
+        if (d.action !== 'continue') return { rounds, p, d }
+        settling = d.settling === true
+      }
+      throw new Error('never stopped')
+    }
+
+    it('takes more rounds while they shrink the final delta, then converges with a smaller one', () => {
+      const plain = run({ ...settleCfg, settle: false })
+      const settled = run(settleCfg)
+      expect(plain.d.action).toBe('converged')
+      expect(settled.d.action).toBe('converged')
+      expect(settled.rounds.length).toBeGreaterThan(plain.rounds.length)
+      expect(settled.p.finalDeltaBytes).toBeLessThan(0.8 * plain.p.finalDeltaBytes)
+      expect(settled.p.windowMs).toBeLessThan(plain.p.windowMs)
+      // It stopped because the window came under half the target, or because one more round would no
+      // longer shrink the delta by 10 %.
+      const next = afterAnotherRound(settled.p) as number
+      expect(
+        settled.p.windowMs <= 0.5 * settleCfg.targetDowntimeMs || next >= 0.9 * settled.p.finalDeltaBytes,
+      ).toBe(true)
+      // With a tighter target the settling goes on until a round no longer shrinks the window as
+      // predicted; it then cuts over instead of converging, stalling or failing all over again.
+      const tight = run({ ...settleCfg, targetDowntimeMs: 300 })
+      expect(tight.d.action).toBe('converged')
+      expect(tight.d.reason).toMatch(
+        /^predicted window \d+ ms vs target 300 ms: (fits|settling ends \(the window fitted a round ago\))$/,
+      )
+      expect(tight.rounds.length).toBeGreaterThan(settled.rounds.length)
+    })
+
+    it('says why it takes another round although the window fits', () => {
+      const all = simulateRounds(w, 16, 900 * MiB)
+      const plain = run({ ...settleCfg, settle: false })
+      const rounds = all.slice(0, plain.rounds.length)
+      const p = predictWindow({ ...base, rounds })
+      const d = decide(rounds, p, settleCfg)
+      expect(d.action).toBe('continue')
+      expect(d.reason).toMatch(
+        /^predicted window \d+ ms vs target 1\.00 s: fits; settling: another round should leave ~[\d.]+ (KiB|MiB) to ship instead of ~[\d.]+ (KiB|MiB)$/,
+      )
+    })
+
+    it('ends settling with a cutover when a settling round did not keep the window in the target', () => {
+      const plain = run({ ...settleCfg, settle: false })
+      const p = predictWindow({ ...base, rounds: plain.rounds })
+      const tight = { ...settleCfg, targetDowntimeMs: p.windowMs / 2 }
+      expect(decide(plain.rounds, p, tight, false).action).toBe('continue')
+      const d = decide(plain.rounds, p, tight, true)
+      expect(d.action).toBe('converged')
+      expect(d.reason).toMatch(/: settling ends \(the window fitted a round ago\)$/)
+    })
+
+    it('does not settle a window far under the target, nor past maxRounds', () => {
+      const far = run({ ...settleCfg, targetDowntimeMs: 30_000 })
+      expect(far.d.action).toBe('converged')
+      expect(far.rounds.length).toBe(3)
+      const plain = run({ ...settleCfg, settle: false })
+      const capped = run({ ...settleCfg, maxRounds: plain.rounds.length - 1 })
+      expect(capped.d.action).toBe('converged')
+      expect(capped.rounds.length).toBe(plain.rounds.length)
+    })
+
+    it('counts the before hooks, which no round shortens', () => {
+      const plain = run({ ...settleCfg, settle: false })
+      const p = predictWindow({ ...base, rounds: plain.rounds, beforeHooksMs: 60_000 })
+      const next = afterAnotherRound(p) as number
+      // A minute of hooks dominates both the final delta and what another round would leave.
+      expect(next).toBeGreaterThan(0.9 * p.finalDeltaBytes)
+      expect(decide(plain.rounds, p, { ...settleCfg, targetDowntimeMs: 100_000 }).action).toBe('converged')
+    })
   })
 
   it('detects a workload that writes faster than the link drains, and says so with the numbers', () => {

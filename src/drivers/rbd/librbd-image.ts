@@ -122,6 +122,16 @@ export class LibrbdImage implements RbdImageCalls {
     )
   }
 
+  prepareMetaSet(signal?: AbortSignal): Promise<{ release(): Promise<void> }> {
+    return this.#either(
+      () => this.#cli.prepareMetaSet(),
+      async (s) => {
+        await this.#call(s, 'holdWritable', 'open', signal)
+        return { release: () => this.#call<void>(s, 'releaseWritable', 'close') }
+      },
+    )
+  }
+
   metaRemove(key: string, signal?: AbortSignal): Promise<void> {
     return this.#either(
       () => this.#cli.metaRemove(key, signal),

@@ -111,9 +111,45 @@ def op_meta_get(req):
     except (KeyError, rbd.ImageNotFound):
         return None
 
+# Images opened for writing ahead of the metaSet that follows (an apply's marker): the open, the watch and
+# the header refresh happen while the apply waits for its first bytes, not in the marker's time.
+held = {}
+held_lock = threading.Lock()
+
+def held_key(req):
+    return (req['pool'], req.get('namespace') or '', req['image'])
+
+def take_held(req):
+    with held_lock:
+        return held.pop(held_key(req), None)
+
+def op_hold_writable(req):
+    im = image(req, False)
+    with held_lock:
+        old = held.pop(held_key(req), None)
+        held[held_key(req)] = im
+    if old is not None:
+        old.close()
+
+def op_release_writable(req):
+    im = take_held(req)
+    if im is not None:
+        im.close()
+
+class Later:
+    # An answer to send first, and work to do after it (closing an image releases its exclusive lock,
+    # which the caller's next step, import-diff, needs: it is not worth making the caller wait for).
+    def __init__(self, result, after):
+        self.result, self.after = result, after
+
 def op_meta_set(req):
-    with image(req, False) as im:
+    im = take_held(req) or image(req, False)
+    try:
         im.metadata_set(req['key'], req['value'])
+    except Exception:
+        im.close()
+        raise
+    return Later(None, im.close)
 
 def op_meta_remove(req):
     with image(req, False) as im:
@@ -124,13 +160,23 @@ def op_meta_remove(req):
 
 OPS = {'size': op_size, 'snapshots': op_snapshots, 'snapCreate': op_snap_create,
        'snapRemove': op_snap_remove, 'diff': op_diff, 'metaGet': op_meta_get, 'metaSet': op_meta_set,
-       'metaRemove': op_meta_remove}
+       'metaRemove': op_meta_remove, 'holdWritable': op_hold_writable,
+       'releaseWritable': op_release_writable}
 
 def handle(req):
+    after = None
     try:
-        send({'id': req['id'], 'ok': True, 'result': OPS[req['op']](req)})
+        result = OPS[req['op']](req)
+        if isinstance(result, Later):
+            result, after = result.result, result.after
+        send({'id': req['id'], 'ok': True, 'result': result})
     except Exception as e:
         send(dict(id=req['id'], ok=False, **failure(e)))
+    if after is not None:
+        try:
+            after()
+        except Exception:
+            pass
 
 send({'ready': True})
 pool = ThreadPoolExecutor(max_workers=8)
@@ -138,6 +184,8 @@ for line in sys.stdin:
     if line.strip():
         pool.submit(handle, json.loads(line))
 pool.shutdown(wait=True)
+for im in held.values():
+    im.close()
 for io in ioctxs.values():
     io.close()
 cluster.shutdown()

@@ -80,31 +80,19 @@ async function applyWith(
 ): Promise<ImportResult> {
   const since = () => Math.round(performance.now() - t0)
   const phases: Record<string, number> = {}
-  const [decoded, { size, snaps, marker }] = await Promise.all([
-    decodeRequestedDelta(source, req, d.label).then((x) => {
-      phases['first bytes'] = since()
-      return x
-    }),
-    state.facts.then((x) => {
-      phases['destination state'] = since()
-      return x
-    }),
-  ])
+  const decoding = decodeRequestedDelta(source, req, d.label).then((x) => {
+    phases['first bytes'] = since()
+    return x
+  })
+  const facts = state.facts.then((x) => {
+    phases['destination state'] = since()
+    return x
+  })
+  const decoded =
+    req.fromSnap !== undefined
+      ? await checkDeltaAndMark(d, req, state, facts, decoding, phases, since)
+      : await checkBaseAndMark(d, req, facts, decoding, phases, since)
   const h = decoded.header
-  assertEndSnapshotAbsent(snaps, req, d.label)
-  if (req.fromSnap !== undefined) {
-    await guardHead(d, req, snaps, marker, size ?? 0, state.changes)
-  } else {
-    await prepareBase(d, size, marker, req, h.size)
-  }
-  const m: Marker = {
-    fromSnap: req.fromSnap ?? null,
-    toSnap: req.toSnap,
-    startedAt: new Date().toISOString(),
-  }
-  phases['checks passed'] = since()
-  await d.img.metaSet(MARKER_KEY, JSON.stringify(m), req.signal)
-  phases['marker set'] = since()
   const c = newCounters()
   // The stream's 't' names the snapshot import-diff creates: always the requested one.
   const waits = { forDelta: 0, forDestination: 0 }
@@ -113,7 +101,9 @@ async function applyWith(
     waits,
     // The whole delta arrived and was handed on (streamed: to import-diff's stdin; staged: to the stage
     // file); what follows is import-diff's own work (its last writes or a staged file's import, the end
-    // snapshot, its exit).
+    // snapshot, its exit). Its last writes are all that librbd's default cache (writearound) acknowledged
+    // but the OSDs had not applied yet, up to rbd_cache_max_dirty: when the delta arrives faster than the
+    // destination applies it, as in a final round, that backlog drains here (BENCHMARKS.md).
     () => {
       phases['delta written'] = since()
     },
@@ -142,6 +132,78 @@ async function applyWith(
     waitsMs: { forDelta: Math.round(waits.forDelta), forDestination: Math.round(waits.forDestination) },
     durationMs: performance.now() - t0,
   }
+}
+
+type Decoded = Awaited<ReturnType<typeof decodeRequestedDelta>>
+type Facts = Awaited<ReturnType<typeof readState>['facts']>
+
+/**
+ * A delta's checks need only the destination's state, not the delta: they run, and the marker is set,
+ * while the first bytes are still on their way (the source's snapshot and export start), so import-diff
+ * can write from the first byte on. In a final round the destination's writes are what the window waits
+ * for, and the marker cost 40–220 ms of them on the downtime bench (BENCHMARKS.md). The delta's header is
+ * still checked against the request before import-diff gets a byte; a stream that fails before that
+ * takes its marker back (nothing was written).
+ */
+async function checkDeltaAndMark(
+  d: RbdApplyContext,
+  req: ImportRequest,
+  state: ReturnType<typeof readState>,
+  facts: Promise<Facts>,
+  decoding: Promise<Decoded>,
+  phases: Record<string, number>,
+  since: () => number,
+): Promise<Decoded> {
+  decoding.catch(() => {}) // surfaced below, once the checks are done
+  const prepared = d.img.prepareMetaSet(req.signal)
+  prepared.catch(() => {})
+  let marked = false
+  try {
+    const { size, snaps, marker } = await facts
+    assertEndSnapshotAbsent(snaps, req, d.label)
+    await guardHead(d, req, snaps, marker, size ?? 0, state.changes)
+    phases['checks passed'] = since()
+    await prepared
+    await setMarker(d, req)
+    marked = true
+    phases['marker set'] = since()
+  } finally {
+    if (!marked) await (await prepared.catch(() => undefined))?.release().catch(() => {})
+  }
+  try {
+    return await decoding
+  } catch (e) {
+    // The next apply waits for this (previousCleanup), so it cannot remove a marker set after it.
+    d.afterApply(d.img.metaRemove(MARKER_KEY).catch(() => {}))
+    throw e
+  }
+}
+
+/** A base's checks need the delta's size: they run once its first bytes arrived. */
+async function checkBaseAndMark(
+  d: RbdApplyContext,
+  req: ImportRequest,
+  facts: Promise<Facts>,
+  decoding: Promise<Decoded>,
+  phases: Record<string, number>,
+  since: () => number,
+): Promise<Decoded> {
+  const [decoded, { size, snaps, marker }] = await Promise.all([decoding, facts])
+  assertEndSnapshotAbsent(snaps, req, d.label)
+  await prepareBase(d, size, marker, req, decoded.header.size)
+  phases['checks passed'] = since()
+  await setMarker(d, req)
+  phases['marker set'] = since()
+  return decoded
+}
+
+async function setMarker(d: RbdApplyContext, req: ImportRequest): Promise<void> {
+  const m: Marker = {
+    fromSnap: req.fromSnap ?? null,
+    toSnap: req.toSnap,
+    startedAt: new Date().toISOString(),
+  }
+  await d.img.metaSet(MARKER_KEY, JSON.stringify(m), req.signal)
 }
 
 /** Size, snapshots and marker of the destination, and (for a delta) the head's changes since its start, fetched at once. */

@@ -10,6 +10,7 @@
  * usage: node dist/bench/downtime-bench.js [--only SUBSTRING]... [--methods snapferry,manual,manual-3]
  *          [--repeat N (runs per method, order alternating)] [--target 1s] [--json FILE]
  *          [--snapshots-keep N (snapferry's snapshots.keep, default 2)] [--compression auto|none|LEVEL]
+ *          [--settle on|off (snapferry's convergence.settle, default on)]
  *          [--work DIR (kept)] [--no-docs]
  *        node dist/bench/downtime-bench.js --from-json FILE   (tables and pictures from saved results)
  */
@@ -75,6 +76,12 @@ if (snapshotsKept !== undefined && (!Number.isInteger(snapshotsKept) || snapshot
   console.error(`--snapshots-keep wants a whole number (1 or more), not ${arg('--snapshots-keep')[0]}`)
   process.exit(2)
 }
+const settleArg = arg('--settle')[0]
+if (settleArg !== undefined && settleArg !== 'on' && settleArg !== 'off') {
+  console.error(`--settle wants on or off, not ${settleArg}`)
+  process.exit(2)
+}
+const settle = settleArg === undefined ? undefined : settleArg === 'on'
 const compression = arg('--compression')[0]
 if (compression !== undefined && !/^(auto|none|[1-9]|1[0-9])$/.test(compression)) {
   console.error(`--compression wants auto, none or a zstd level 1–19, not ${compression}`)
@@ -179,6 +186,7 @@ async function runAll(): Promise<ScenarioResult[]> {
         repetitions,
         snapshotsKept,
         compression,
+        settle,
         onRun: (run) =>
           process.stderr.write(
             `  ${repetitions > 1 ? `run ${(run.repetition ?? 0) + 1}, ` : ''}${run.method}: window ${(run.windowMs / 1000).toFixed(2)} s, ${run.warmRounds} warm rounds, final delta ${(run.finalDeltaBytes / 1048576).toFixed(2)} MiB${run.predictedMs ? `, predicted ${(run.predictedMs / 1000).toFixed(2)} s (own measure ${((run.downtimeMs ?? 0) / 1000).toFixed(2)} s)` : ''}, writer ${(run.writerBytesPerSecond / 1048576).toFixed(2)} MiB/s, CPU stolen ${run.cpuSteal === undefined ? '?' : `${(run.cpuSteal * 100).toFixed(0)} %`}, identical ${run.identical}\n`,

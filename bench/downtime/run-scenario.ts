@@ -23,6 +23,8 @@ export interface ScenarioOptions {
   readonly snapshotsKept?: number | undefined
   /** snapferry's `transport.compression` (default auto). */
   readonly compression?: string | undefined
+  /** snapferry's `convergence.settle` (default true). */
+  readonly settle?: boolean | undefined
   /** Called after each method with its figures (progress output). */
   readonly onRun?: (run: MethodRun) => void
 }
@@ -75,8 +77,7 @@ export async function runScenario(
               { ...ctx, writer },
               opts.targetDowntime,
               `snapferry-run${repetition + 1}`,
-              opts.snapshotsKept,
-              opts.compression,
+              opts,
             )
           : await runManual({ ...ctx, writer }, method, warm)
       const [cpu1, src1, dst1] = await Promise.all([

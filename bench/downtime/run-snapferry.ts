@@ -12,13 +12,20 @@ import { imageSha256 } from './workload.js'
  * One snapferry run; its journal and its output (the controller's reasons per round) are kept in the
  * scenario's directory as `<keepAs>.journal.json` and `<keepAs>.out.txt`.
  */
+/** Pipeline settings a bench run may change from the defaults below (ScenarioOptions says what each is). */
+export interface SnapferryKnobs {
+  readonly snapshotsKept?: number | undefined
+  readonly compression?: string | undefined
+  readonly settle?: boolean | undefined
+}
+
 export async function runSnapferry(
   ctx: RunContext,
   targetDowntime: string,
   keepAs: string,
-  snapshotsKept = 2,
-  compression = 'auto',
+  knobs: SnapferryKnobs = {},
 ): Promise<MethodRun> {
+  const { snapshotsKept = 2, compression = 'auto', settle = true } = knobs
   const h = ctx.regions.hosts
   const cli = path.join(ctx.repoRoot, 'dist/src/cli/main.js')
   const agent = path.join(ctx.repoRoot, 'dist/agents/snapferry-agent.js')
@@ -46,6 +53,7 @@ convergence:
   stallRounds: 3
   onStall: cutover
   whenConverged: cutover
+  settle: ${settle}
 cutover:
   before:
     - name: stop-vm

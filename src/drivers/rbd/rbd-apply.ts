@@ -163,7 +163,8 @@ async function checkDeltaAndMark(
     assertEndSnapshotAbsent(snaps, req, d.label)
     await guardHead(d, req, snaps, marker, size ?? 0, state.changes)
     phases['checks passed'] = since()
-    await prepared
+    // Without a prepared image the set opens one itself, as it did before.
+    await prepared.catch(() => undefined)
     await setMarker(d, req)
     marked = true
     phases['marker set'] = since()

@@ -1,6 +1,11 @@
 import { describe, expect, it } from 'vitest'
 import { afterAnotherRound, decide } from '../../../src/convergence/convergence-policy.js'
-import { dirtyRate, linkRate, predictWindow } from '../../../src/convergence/predictor.js'
+import {
+  dirtyRate,
+  linkRate,
+  predictWindow,
+  type VolumePrediction,
+} from '../../../src/convergence/predictor.js'
 import {
   changedBytes,
   type PipelineRound,
@@ -541,6 +546,30 @@ describe('convergence policy', () => {
       const capped = run({ ...settleCfg, maxRounds: plain.rounds.length - 1 })
       expect(capped.d.action).toBe('converged')
       expect(capped.rounds.length).toBe(plain.rounds.length)
+    })
+
+    it('judges another round by the rate a warm round gets, not by the drain of large early rounds', () => {
+      // Like the bench's 1 MiB/s runs: the last rounds' drain counts a round of large first-touch extents
+      // (8 MiB/s), while the model gives the final round 3 MiB/s, of which the workload takes 1.8 MiB/s.
+      const plain = run({ ...settleCfg, settle: false })
+      const real = predictWindow({ ...base, rounds: plain.rounds })
+      const v = { ...(real.volumes[0] as VolumePrediction), finalDeltaBytes: 6 * MiB, sendMs: 2000 }
+      const p = {
+        ...real,
+        windowMs: 900,
+        finalDeltaBytes: 6 * MiB,
+        dirtyBytesPerSecond: 1.8 * MiB,
+        drainBytesPerSecond: 8 * MiB,
+        volumes: [{ ...v, dirtyBytesPerSecond: 1.8 * MiB, snapshotMs: 150, fixedMs: 500 }],
+      }
+      // By that drain, another round would leave ~2.5 MiB: worth it…
+      expect(afterAnotherRound(p) as number).toBeLessThan(0.5 * p.finalDeltaBytes)
+      // …at the 1.2 MiB/s a warm round gets, it would leave more than it ships: no settling.
+      expect(afterAnotherRound(p, 1.2 * MiB) as number).toBeGreaterThan(p.finalDeltaBytes)
+      expect(decide(plain.rounds, p, settleCfg).action).toBe('converged')
+      // With the model's rate as fast as that drain, it settles.
+      const fast = { ...p, volumes: [{ ...(p.volumes[0] as VolumePrediction), sendMs: 600 }] }
+      expect(decide(plain.rounds, fast, settleCfg)).toMatchObject({ action: 'continue', settling: true })
     })
 
     it('counts the before hooks, which no round shortens', () => {

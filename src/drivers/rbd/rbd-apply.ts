@@ -159,9 +159,17 @@ async function checkDeltaAndMark(
   prepared.catch(() => {})
   let marked = false
   try {
-    const { size, snaps, marker } = await facts
-    assertEndSnapshotAbsent(snaps, req, d.label)
-    await guardHead(d, req, snaps, marker, size ?? 0, state.changes)
+    try {
+      const { size, snaps, marker } = await facts
+      assertEndSnapshotAbsent(snaps, req, d.label)
+      await guardHead(d, req, snaps, marker, size ?? 0, state.changes)
+    } catch (e) {
+      // A stream that fails says more than a check its request failed too (a delta asked backwards is
+      // the source's STATE_MISMATCH, not a start snapshot missing here): its error wins, as when the
+      // checks waited for the first bytes.
+      await decoding
+      throw e
+    }
     phases['checks passed'] = since()
     // Without a prepared image the set opens one itself, as it did before.
     await prepared.catch(() => undefined)

@@ -80,7 +80,13 @@ img.flush(); img.close(); io.close(); c.shutdown()
   if (res.code !== 0) throw new Error(`writing blocks: ${res.err}`)
 }
 
-async function manualDelta(r: CephRegions, src: string, dst: string, from: string, to: string): Promise<number> {
+async function manualDelta(
+  r: CephRegions,
+  src: string,
+  dst: string,
+  from: string,
+  to: string,
+): Promise<number> {
   const h = r.hosts
   const t0 = performance.now()
   const res = await runInA(h, [
@@ -235,7 +241,10 @@ async function main(): Promise<void> {
           snap = final.toSnap
           delta = { extents: final.extents, bytes: final.dataBytes + final.zeroBytes }
         }
-        const [a, b] = await Promise.all([imageSha256(r.a, `${src}@${snap}`), imageSha256(r.b, `${dst}@${snap}`)])
+        const [a, b] = await Promise.all([
+          imageSha256(r.a, `${src}@${snap}`),
+          imageSha256(r.b, `${dst}@${snap}`),
+        ])
         const run: ProbeRun = {
           method,
           rep,

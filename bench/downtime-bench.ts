@@ -11,6 +11,7 @@
  *          [--repeat N (runs per method, order alternating)] [--target 1s] [--json FILE]
  *          [--snapshots-keep N (snapferry's snapshots.keep, default 2)] [--compression auto|none|LEVEL]
  *          [--settle on|off (snapferry's convergence.settle, default on)]
+ *          [--osd-malloc tcmalloc|glibc (the OSDs' allocator, default tcmalloc: lib/ceph-regions.ts)]
  *          [--work DIR (kept)] [--no-docs]
  *        node dist/bench/downtime-bench.js --from-json FILE   (tables and pictures from saved results)
  */
@@ -29,7 +30,7 @@ import {
 } from './downtime/report.js'
 import { measureLinkRate, runScenario } from './downtime/run-scenario.js'
 import { fullMatrix, mergeResults, type ScenarioResult, scenarioName } from './downtime/scenario.js'
-import { type CephRegions, startCephRegions } from './lib/ceph-regions.js'
+import { type CephRegions, type OsdMalloc, osdMallocFromEnv, startCephRegions } from './lib/ceph-regions.js'
 
 const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../..')
 
@@ -82,6 +83,12 @@ if (settleArg !== undefined && settleArg !== 'on' && settleArg !== 'off') {
   process.exit(2)
 }
 const settle = settleArg === undefined ? undefined : settleArg === 'on'
+const osdMallocArg = arg('--osd-malloc')[0]
+if (osdMallocArg !== undefined && osdMallocArg !== 'tcmalloc' && osdMallocArg !== 'glibc') {
+  console.error(`--osd-malloc wants tcmalloc or glibc, not ${osdMallocArg}`)
+  process.exit(2)
+}
+const osdMalloc: OsdMalloc = osdMallocArg ?? osdMallocFromEnv()
 const compression = arg('--compression')[0]
 if (compression !== undefined && !/^(auto|none|[1-9]|1[0-9])$/.test(compression)) {
   console.error(`--compression wants auto, none or a zstd level 1–19, not ${compression}`)
@@ -169,7 +176,7 @@ async function runAll(): Promise<ScenarioResult[]> {
     for (const s of scenarios) {
       await regions?.stop()
       regions = undefined
-      starting = startCephRegions(ROOT)
+      starting = startCephRegions(ROOT, osdMalloc)
       regions = await starting
       await regions.hosts.shape(s.link)
       const key = s.link ?? 'unshaped'
@@ -183,7 +190,9 @@ async function runAll(): Promise<ScenarioResult[]> {
             : Math.max(await measureLinkRate(regions, work, 256), await measureLinkRate(regions, work, 256)),
         )
       const rate = rates.get(key) as number
-      process.stderr.write(`${scenarioName(s)} (link ${(rate / 1e6).toFixed(1)} MB/s)\n`)
+      process.stderr.write(
+        `${scenarioName(s)} (link ${(rate / 1e6).toFixed(1)} MB/s, OSDs on ${osdMalloc === 'tcmalloc' ? 'tcmalloc' : "glibc's malloc"})\n`,
+      )
       const r = await runScenario(regions, ROOT, work, s, rate, {
         targetDowntime: target,
         methods,
@@ -196,7 +205,7 @@ async function runAll(): Promise<ScenarioResult[]> {
             `  ${repetitions > 1 ? `run ${(run.repetition ?? 0) + 1}, ` : ''}${run.method}: window ${(run.windowMs / 1000).toFixed(2)} s, ${run.warmRounds} warm rounds, final delta ${(run.finalDeltaBytes / 1048576).toFixed(2)} MiB${run.predictedMs ? `, predicted ${(run.predictedMs / 1000).toFixed(2)} s (own measure ${((run.downtimeMs ?? 0) / 1000).toFixed(2)} s)` : ''}, writer ${(run.writerBytesPerSecond / 1048576).toFixed(2)} MiB/s, CPU stolen ${run.cpuSteal === undefined ? '?' : `${(run.cpuSteal * 100).toFixed(0)} %`}, identical ${run.identical}\n`,
           ),
       })
-      const measured = { at: new Date().toISOString(), command, commit }
+      const measured = { at: new Date().toISOString(), command, commit, osdMalloc }
       results.push({ ...r, measured })
       if (writeDocs) {
         const merged = mergeResults(await loadSaved(), [{ ...r, measured }])

@@ -113,7 +113,10 @@ CONF
   mkdir -p "$dir/osd/ceph-$id"
   ceph-authtool --create-keyring "$dir/osd/ceph-$id/keyring" --name "osd.$id" --add-key "$key" >/dev/null
   ceph-osd -c "$conf" -i "$id" --mkfs --osd-uuid "$uuid" >"$dir/osd-mkfs.out" 2>&1
-  ceph-osd -c "$conf" -f -i "$id" >"$dir/osd.out" 2>&1 &
+  # SNAPFERRY_CEPH_OSD_PRELOAD=LIB: the OSD runs with LD_PRELOAD=LIB (the downtime bench gives it
+  # tcmalloc, which upstream Ceph builds link and Debian's ceph-osd does not: docs/BENCHMARKS.md).
+  env ${SNAPFERRY_CEPH_OSD_PRELOAD:+LD_PRELOAD="$SNAPFERRY_CEPH_OSD_PRELOAD"} \
+    ceph-osd -c "$conf" -f -i "$id" >"$dir/osd.out" 2>&1 &
   echo $! >"$dir/osd.pid"
   wait_for 60 "the OSD to come up" sh -c "ceph -c '$conf' osd dump -f json | grep -q '\"up\":1'"
   ceph -c "$conf" osd pool create rbd 8 8 replicated >/dev/null 2>&1

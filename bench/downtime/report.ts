@@ -164,7 +164,7 @@ export function provenanceList(results: readonly ScenarioResult[]): string {
       const reps = new Set(r.runs.map((m) => m.repetition ?? 0)).size
       const how = reps > 1 ? `, ${reps} runs per method, the order alternating` : ''
       return r.measured
-        ? `- ${scenarioName(r.scenario)}: ${r.measured.at.slice(0, 16).replace('T', ' ')} UTC, commit ${r.measured.commit}, \`${r.measured.command}\`${how}`
+        ? `- ${scenarioName(r.scenario)}: ${r.measured.at.slice(0, 16).replace('T', ' ')} UTC, commit ${r.measured.commit}, \`${r.measured.command}\`${how}, OSDs on ${(r.measured.osdMalloc ?? 'glibc') === 'tcmalloc' ? 'tcmalloc' : "glibc's malloc"}`
         : `- ${scenarioName(r.scenario)}: an earlier session (before per-scenario provenance was recorded)`
     })
     .join('\n')

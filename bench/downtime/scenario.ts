@@ -64,7 +64,15 @@ export interface MethodRun {
 export interface ScenarioResult {
   readonly scenario: Scenario
   /** When, with which command and on which commit this scenario was measured (absent in old results). */
-  readonly measured?: { readonly at: string; readonly command: string; readonly commit: string } | undefined
+  readonly measured?:
+    | {
+        readonly at: string
+        readonly command: string
+        readonly commit: string
+        /** The OSDs' allocator (ceph-regions.ts); results saved before 2026-12-02 06:00 UTC were all glibc. */
+        readonly osdMalloc?: 'tcmalloc' | 'glibc' | undefined
+      }
+    | undefined
   /** Measured link rate (bytes/s) used for the physical floor. */
   readonly linkBytesPerSecond: number
   /** Every run of every method, in the order they ran (several per method with --repeat). */

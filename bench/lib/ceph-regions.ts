@@ -4,6 +4,7 @@
  * from its own host (mon on that namespace's 127.0.0.1), started with scripts/ceph-dev-cluster.sh.
  */
 import { execFile } from 'node:child_process'
+import { existsSync } from 'node:fs'
 import path from 'node:path'
 import { promisify } from 'node:util'
 import { startTwoHosts, type TwoHosts } from './two-hosts.js'
@@ -26,18 +27,50 @@ export interface OsdWriteSample {
   readonly latencySumS: number
 }
 
+/**
+ * The OSDs' memory allocator. Upstream Ceph builds link tcmalloc; Debian's ceph-osd 16.2.15 does not (it
+ * uses glibc's malloc), and on this 2-core host that costs the bench's OSDs a third of their CPU in
+ * malloc/free (perf, docs/BENCHMARKS.md). The bench gives them tcmalloc (libgoogle-perftools4, which
+ * ceph-common depends on) with LD_PRELOAD unless told otherwise.
+ */
+export type OsdMalloc = 'tcmalloc' | 'glibc'
+
+export const TCMALLOC_PATH = '/usr/lib/x86_64-linux-gnu/libtcmalloc.so.4'
+
+/** SNAPFERRY_BENCH_OSD_MALLOC=glibc|tcmalloc, else tcmalloc. */
+export function osdMallocFromEnv(): OsdMalloc {
+  const v = process.env.SNAPFERRY_BENCH_OSD_MALLOC
+  if (v === undefined || v === '') return 'tcmalloc'
+  if (v !== 'glibc' && v !== 'tcmalloc')
+    throw new Error(`SNAPFERRY_BENCH_OSD_MALLOC must be glibc or tcmalloc, not ${v}`)
+  return v
+}
+
 export interface CephRegions {
   readonly hosts: TwoHosts
+  /** What the OSDs allocate memory with. */
+  readonly osdMalloc: OsdMalloc
   readonly a: Region
   readonly b: Region
   stop(): Promise<void>
 }
 
-export async function startCephRegions(repoRoot: string): Promise<CephRegions> {
+export async function startCephRegions(
+  repoRoot: string,
+  osdMalloc: OsdMalloc = osdMallocFromEnv(),
+): Promise<CephRegions> {
+  if (osdMalloc === 'tcmalloc' && !existsSync(TCMALLOC_PATH))
+    throw new Error(
+      `${TCMALLOC_PATH} is missing: apt-get install libgoogle-perftools4, or run with SNAPFERRY_BENCH_OSD_MALLOC=glibc (--osd-malloc glibc)`,
+    )
   const hosts = await startTwoHosts()
   const script = path.join(repoRoot, 'scripts/ceph-dev-cluster.sh')
   const cephDir = path.join(hosts.dir, 'ceph')
-  const env = { ...process.env, SNAPFERRY_CEPH_DIR: cephDir }
+  const env = {
+    ...process.env,
+    SNAPFERRY_CEPH_DIR: cephDir,
+    SNAPFERRY_CEPH_OSD_PRELOAD: osdMalloc === 'tcmalloc' ? TCMALLOC_PATH : '',
+  }
   const names: string[] = []
   const region = async (ns: string, name: string): Promise<Region> => {
     names.push(name)
@@ -83,6 +116,7 @@ export async function startCephRegions(repoRoot: string): Promise<CephRegions> {
     const [a, b] = await Promise.all([region(hosts.nsA, 'benchA'), region(hosts.nsB, 'benchB')])
     return {
       hosts,
+      osdMalloc,
       a,
       b,
       stop: async () => {

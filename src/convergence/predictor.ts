@@ -218,6 +218,17 @@ function startMs(h: VolumeRoundStats): number {
 }
 
 /**
+ * The destination's apply after the whole delta was written to it until the apply ended (its last step),
+ * where the driver reports both; undefined elsewhere.
+ */
+function applyFinishMs(h: VolumeRoundStats): number | undefined {
+  const phases = h.applyPhasesMs
+  const written = phases?.['delta written']
+  if (phases === undefined || written === undefined) return undefined
+  return Math.max(0, Math.max(...Object.values(phases)) - written)
+}
+
+/**
  * Changed bytes per extent in the latest delta round that shipped any (4 KiB when none did). The latest,
  * not an average: early deltas carry large extents (Pacific reports a whole object's tail on its first
  * write past the end), later ones only the workload's own writes.
@@ -255,10 +266,18 @@ function bestRate(pairs: readonly (readonly [number, number])[]): number | undef
 }
 
 /**
- * What a round costs beyond snapshot, scan and bytes: process and protocol overhead (median residual).
- * Never less than the round's start (until its first bytes reached the destination), which every round
- * pays, the final one too: a round that drained faster than the median capacity would otherwise leave a
- * residual of 0 (the 1 GiB, 2 MiB/s, 100 Mbit bench run predicted 0.97 s for 1.38 s with none counted).
+ * What a round costs beyond snapshot, scan and bytes: process and protocol overhead (median per round).
+ * Where the destination reports its apply's steps, that is what they show outside the delta's own time:
+ * the start (until the first bytes reached it), its finish after the whole delta was written (rbd: the
+ * end snapshot, and the writes librbd's cache still held), and the controller's time around the
+ * transfer. Elsewhere it is the residual: the round's time less the bytes' and extents' share at the
+ * capacity the workload left. The residual counts a round's extents slowed by the workload as overhead:
+ * beside a live writer a small warm round exported ~720 extents/s where that model expected ~1,750, so
+ * the final round, with the writer stopped, was predicted at 1.14 s for 0.89 s measured
+ * (docs/BENCHMARKS.md, "Fixed cost from the apply's steps").
+ * Never less than the round's start, which every round pays, the final one too: a round that drained
+ * faster than the median capacity would otherwise leave a residual of 0 (the 1 GiB, 2 MiB/s, 100 Mbit
+ * bench run predicted 0.97 s for 1.38 s with none counted).
  */
 function fixedOverhead(
   history: readonly VolumeRoundStats[],
@@ -274,7 +293,11 @@ function fixedOverhead(
       // The extents' share of the round, at the capacity left over by the workload at the time.
       const left = capacity - (h.intervalMs ? h.extents / (h.intervalMs / 1000) : 0)
       const byExtents = Number.isFinite(capacity) && left > 0 ? (h.extents / left) * 1000 : 0
-      return Math.max(startMs(h), h.totalMs - h.snapshotMs - Math.max(scan, byLink, byExtents))
+      const residual = h.totalMs - h.snapshotMs - Math.max(scan, byLink, byExtents)
+      const finish = applyFinishMs(h)
+      if (finish === undefined) return Math.max(startMs(h), residual)
+      const aroundTransfer = Math.max(0, h.totalMs - h.snapshotMs - h.transferMs)
+      return startMs(h) + finish + aroundTransfer
     })
   return residuals.length > 0 ? median(residuals) : 50
 }

@@ -219,12 +219,14 @@ function startMs(h: VolumeRoundStats): number {
 
 /**
  * The destination's apply after the whole delta was written to it until the apply ended (its last step),
- * where the driver reports both; undefined elsewhere.
+ * where the driver reports both and applied while the delta streamed in; undefined elsewhere. A staged
+ * apply (rbd `staged-file`) writes the delta to a file first and imports it after: its finish is the
+ * extents' own time, which the extent capacity already counts.
  */
 function applyFinishMs(h: VolumeRoundStats): number | undefined {
   const phases = h.applyPhasesMs
   const written = phases?.['delta written']
-  if (phases === undefined || written === undefined) return undefined
+  if (phases === undefined || written === undefined || h.applyMode === 'staged-file') return undefined
   return Math.max(0, Math.max(...Object.values(phases)) - written)
 }
 

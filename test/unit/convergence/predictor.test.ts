@@ -337,14 +337,15 @@ describe('predictor', () => {
         },
       },
     ].map((o) => measured(o))
-    const p = predictWindow({
+    const input = {
       ...base,
-      verify: 'records',
+      verify: 'records' as const,
       rounds,
       pendingBytes: { vm: 2867200 },
       pendingAgeMs: { vm: 141 },
       pendingSinceSnapshotMs: { vm: 1302 },
-    })
+    }
+    const p = predictWindow(input)
     const v = p.volumes[0] as VolumePrediction
     // Per delta round: first bytes + (import-diff done − delta written) + (total − snapshot − transfer).
     // Rounds 1–5: 89+123+7, 165+122+11, 134+102+2, 139+85+6, 123+150+5 → median 238.
@@ -352,6 +353,16 @@ describe('predictor', () => {
     expect(Math.abs(p.windowMs - 894) / 894).toBeLessThan(0.25)
     // The run's own prediction, with the residual: 1,145 ms.
     expect(p.windowMs).toBeLessThan(1000)
+    // A staged apply imports after 'delta written': that finish is the extents' time, so the residual
+    // stays (the 703 ms the run predicted with).
+    const staged = predictWindow({
+      ...input,
+      rounds: rounds.map((r) => ({
+        ...r,
+        volumes: r.volumes.map((x) => ({ ...x, applyMode: 'staged-file' })),
+      })),
+    })
+    expect(staged.volumes[0]?.fixedMs).toBeCloseTo(702.6, 0)
   })
 
   it("counts every round's start in the final round too (downtime bench, 2 MiB/s, 100 Mbit, 1.38 s)", () => {

@@ -78,8 +78,8 @@ function windowCell(r: ScenarioResult, m: MethodRun['method']): string {
  */
 export function summaryTable(results: readonly ScenarioResult[]): string {
   const rows = [
-    '| scenario | runs | snapferry window | manual, same rounds | manual, 3 rounds | ratio (same) | ratio (3) | predicted / measured | floor | final delta MiB (sf / manual) | warm rounds (sf / manual) | identical |',
-    '|---|---|---|---|---|---|---|---|---|---|---|---|',
+    '| scenario | OSD malloc | runs | snapferry window | manual, same rounds | manual, 3 rounds | ratio (same) | ratio (3) | predicted / measured | floor | final delta MiB (sf / manual) | warm rounds (sf / manual) | identical |',
+    '|---|---|---|---|---|---|---|---|---|---|---|---|---|',
   ]
   for (const r of results) {
     const sf = run(r, 'snapferry')
@@ -101,7 +101,7 @@ export function summaryTable(results: readonly ScenarioResult[]): string {
         : '—'
     const n = Math.max(...METHODS.map((k) => runsOf(r, k).length))
     rows.push(
-      `| ${scenarioTitle(r.scenario)} | ${n} | ${windowCell(r, 'snapferry')} | ${windowCell(r, 'manual')} | ${windowCell(r, 'manual-3')} | ${fmtRatio('manual')} | ${fmtRatio('manual-3')} | ${predicted} | ${floor !== undefined ? s(floor) : '—'} | ${sf ? mib(sf.finalDeltaBytes) : '—'} / ${m ? mib(m.finalDeltaBytes) : '—'} | ${sf?.warmRounds ?? '—'} / ${m?.warmRounds ?? '—'} | ${r.runs.every((x) => x.identical) ? 'yes' : '**NO**'} |`,
+      `| ${scenarioTitle(r.scenario)} | ${r.measured?.osdMalloc ?? 'glibc'} | ${n} | ${windowCell(r, 'snapferry')} | ${windowCell(r, 'manual')} | ${windowCell(r, 'manual-3')} | ${fmtRatio('manual')} | ${fmtRatio('manual-3')} | ${predicted} | ${floor !== undefined ? s(floor) : '—'} | ${sf ? mib(sf.finalDeltaBytes) : '—'} / ${m ? mib(m.finalDeltaBytes) : '—'} | ${sf?.warmRounds ?? '—'} / ${m?.warmRounds ?? '—'} | ${r.runs.every((x) => x.identical) ? 'yes' : '**NO**'} |`,
     )
   }
   return rows.join('\n')

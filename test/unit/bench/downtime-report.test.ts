@@ -77,7 +77,7 @@ describe('downtime bench report', () => {
   it('the summary names the scenario, both ratios and a failed checksum loudly', () => {
     const t = summaryTable([result])
     expect(t).toContain(
-      '| 1 GiB image, writer 2 MiB/s, tbf 100mbit | 1 | 0.80 s | 1.60 s | 2.40 s | **2.00×** | **3.00×** |',
+      '| 1 GiB image, writer 2 MiB/s, tbf 100mbit | glibc | 1 | 0.80 s | 1.60 s | 2.40 s | **2.00×** | **3.00×** |',
     )
     expect(t).toContain('0.90 s / 0.75 s (+20 %)')
     const bad = { ...result, runs: [run('snapferry', 800, { identical: false })] }
@@ -161,7 +161,7 @@ describe('downtime bench report', () => {
     expect(pairedRatioRange(result, 'manual')).toBeUndefined()
     const t = summaryTable([three])
     expect(t).toContain(
-      '| 1 GiB image, writer 2 MiB/s, tbf 100mbit | 3 | 0.90 s (0.60–3.00) | 1.80 s (1.20–2.40) | 2.70 s (1.80–3.00) | **2.00×** (0.40–4.00) | **3.00×** (1.00–3.00) |',
+      '| 1 GiB image, writer 2 MiB/s, tbf 100mbit | glibc | 3 | 0.90 s (0.60–3.00) | 1.80 s (1.20–2.40) | 2.70 s (1.80–3.00) | **2.00×** (0.40–4.00) | **3.00×** (1.00–3.00) |',
     )
     expect(t).toContain('1.00 s / 0.80 s (+25 %); all runs +25 %, -20 %, +20 %')
     expect(t).toContain('| 5 / 4 |')
@@ -172,6 +172,16 @@ describe('downtime bench report', () => {
     ).toHaveLength(3)
     expect(breakdownTable([three]).split('\n')).toHaveLength(2 + 3)
     expect(provenanceList([three])).toContain('3 runs per method, the order alternating')
+    // Results saved before the allocator was recorded ran on glibc's malloc; newer ones say which.
+    expect(
+      provenanceList([{ ...three, measured: { at: '2026-11-23T08:00:00Z', command: 'c', commit: 'x' } }]),
+    ).toContain("OSDs on glibc's malloc")
+    const tc = {
+      ...three,
+      measured: { at: '2026-12-02T06:00:00Z', command: 'c', commit: 'y', osdMalloc: 'tcmalloc' as const },
+    }
+    expect(provenanceList([tc])).toContain('OSDs on tcmalloc')
+    expect(summaryTable([tc])).toContain('| 1 GiB image, writer 2 MiB/s, tbf 100mbit | tcmalloc | 3 |')
     const svg = scenarioChart(three)
     expect(svg).toContain('median run; line: all runs')
     expect(svg).toContain('0.90 s')

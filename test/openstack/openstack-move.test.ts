@@ -10,7 +10,8 @@ import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { promisify } from 'node:util'
 import { afterAll, beforeAll, beforeEach, describe, expect, it, onTestFailed } from 'vitest'
-import { CinderApi } from '../../src/openstack/cinder-api.js'
+import { SnapferryError } from '../../src/errors/snapferry-error.js'
+import { CinderApi, type CinderVolume } from '../../src/openstack/cinder-api.js'
 import { loadCloud } from '../../src/openstack/clouds-config.js'
 import { NovaApi } from '../../src/openstack/nova-api.js'
 import { OpenStackSession } from '../../src/openstack/openstack-session.js'
@@ -70,10 +71,33 @@ describe.skipIf(OPENSTACK_SKIP_REASON !== undefined)(
       return sha
     }
 
+    /**
+     * A 1 GiB volume for a test's source VM. The lab's Cinder keeps its database in sqlite (standing in for
+     * MariaDB, scripts/openstack-lab), which sometimes answers a write with "database is locked" at once,
+     * whatever its busy timeout, when another Cinder service wrote first (a clean-clone .ci/run on c291367:
+     * HTTP 500 here, 827 ms into the suite). Such a create is undone (a half-made volume of the name
+     * would make the name ambiguous) and tried again; the test's own steps are never retried.
+     */
+    async function labVolume(name: string): Promise<CinderVolume> {
+      for (let attempt = 1; ; attempt++) {
+        try {
+          return await r1.cinder.create({ name, size: 1 })
+        } catch (e) {
+          if (attempt >= 3 || !(e instanceof SnapferryError) || !/HTTP 5\d\d/.test(e.message)) throw e
+          process.stderr.write(`lab: creating volume ${name} failed (${e.message}); trying again\n`)
+          const left = await r1.cinder.find(name).catch(() => undefined)
+          if (left) {
+            await r1.cinder.delete(left.id)
+            await r1.cinder.waitGone(left.id, 120_000)
+          }
+        }
+      }
+    }
+
     /** A server in RegionOne booted from a 1 GiB volume with a second volume attached, both holding data. */
     async function sourceVm(name: string, seed: number) {
-      const boot = await r1.cinder.create({ name: `${name}-boot`, size: 1 })
-      const data = await r1.cinder.create({ name: `${name}-data`, size: 1 })
+      const boot = await labVolume(`${name}-boot`)
+      const data = await labVolume(`${name}-data`)
       for (const v of [boot, data]) await r1.cinder.waitFor(v.id, ['available'], 120_000)
       await r1.cinder.setBootable(boot.id, true)
       const rnd = mulberry32(seed)

@@ -14,7 +14,7 @@ import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { readJournal } from '../../src/state/journal.js'
 import { type CephRegions, startCephRegions } from '../lib/ceph-regions.js'
-import { recordCpu } from './process-cpu.js'
+import { recordCpu, regionNamespaces } from './process-cpu.js'
 import { runInA } from './run-context.js'
 import { imageSha256, makeSourceImage } from './workload.js'
 
@@ -35,21 +35,6 @@ interface ProbeRun {
 function arg(name: string, fallback: string): string {
   const i = process.argv.indexOf(name)
   return i > 0 ? (process.argv[i + 1] ?? fallback) : fallback
-}
-
-async function nsNames(r: CephRegions): Promise<Map<string, string>> {
-  const m = new Map<string, string>()
-  for (const [ns, short] of [
-    [r.hosts.nsA, 'A'],
-    [r.hosts.nsB, 'B'],
-  ] as const) {
-    const { out } = await runInA({ ...r.hosts, inA: (argv) => ['ip', 'netns', 'exec', ns, ...argv] }, [
-      'readlink',
-      '/proc/self/ns/net',
-    ])
-    m.set(out.trim(), short)
-  }
-  return m
 }
 
 async function manualBase(r: CephRegions, dst: string, snap: string): Promise<number> {
@@ -119,7 +104,7 @@ async function main(): Promise<void> {
   try {
     if (shape !== 'none') await r.hosts.shape(shape)
     await makeSourceImage(r.a, 'rbd/src', GiB)
-    const names = await nsNames(r)
+    const names = await regionNamespaces(r)
     for (let rep = 1; rep <= repeat; rep++) {
       const order = rep % 2 === 1 ? ['manual', 'snapferry'] : ['snapferry', 'manual']
       for (const method of order.filter((m) => only === 'all' || m === only)) {

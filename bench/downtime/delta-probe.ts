@@ -20,7 +20,7 @@ import { fileURLToPath } from 'node:url'
 import { requestCutover } from '../../src/engine/requests.js'
 import { readJournal } from '../../src/state/journal.js'
 import { type CephRegions, startCephRegions } from '../lib/ceph-regions.js'
-import { recordCpu } from './process-cpu.js'
+import { recordCpu, regionNamespaces } from './process-cpu.js'
 import { runInA } from './run-context.js'
 import { imageSha256, makeSourceImage, removeImage } from './workload.js'
 
@@ -30,21 +30,6 @@ const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../
 function arg(name: string, fallback: string): string {
   const i = process.argv.indexOf(name)
   return i > 0 ? (process.argv[i + 1] ?? fallback) : fallback
-}
-
-async function nsNames(r: CephRegions): Promise<Map<string, string>> {
-  const m = new Map<string, string>()
-  for (const [ns, short] of [
-    [r.hosts.nsA, 'A'],
-    [r.hosts.nsB, 'B'],
-  ] as const) {
-    const { out } = await runInA({ ...r.hosts, inA: (argv) => ['ip', 'netns', 'exec', ns, ...argv] }, [
-      'readlink',
-      '/proc/self/ns/net',
-    ])
-    m.set(out.trim(), short)
-  }
-  return m
 }
 
 /**
@@ -178,7 +163,7 @@ async function main(): Promise<void> {
   const runs: ProbeRun[] = []
   try {
     if (shape !== 'none') await r.hosts.shape(shape)
-    const names = await nsNames(r)
+    const names = await regionNamespaces(r)
     for (let rep = 1; rep <= repeat; rep++) {
       const order = rep % 2 === 1 ? ['manual', 'snapferry'] : ['snapferry', 'manual']
       for (const method of order.filter((m) => only === 'all' || m === only)) {

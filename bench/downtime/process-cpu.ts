@@ -5,6 +5,8 @@
  * named by role (snapferry's controller or agent) and every group by network namespace.
  */
 import { readdir, readFile, readlink } from 'node:fs/promises'
+import type { CephRegions } from '../lib/ceph-regions.js'
+import { runInA } from './run-context.js'
 
 const TICK_MS = 10 // USER_HZ = 100 on Linux
 
@@ -105,4 +107,20 @@ export async function recordCpu(nsNames: ReadonlyMap<string, string>): Promise<C
       }
     },
   }
+}
+
+/** The two regions' network namespaces as recordCpu wants them: namespace link → 'A' (source) or 'B'. */
+export async function regionNamespaces(r: CephRegions): Promise<Map<string, string>> {
+  const m = new Map<string, string>()
+  for (const [ns, short] of [
+    [r.hosts.nsA, 'A'],
+    [r.hosts.nsB, 'B'],
+  ] as const) {
+    const { out } = await runInA({ ...r.hosts, inA: (argv) => ['ip', 'netns', 'exec', ns, ...argv] }, [
+      'readlink',
+      '/proc/self/ns/net',
+    ])
+    m.set(out.trim(), short)
+  }
+  return m
 }

@@ -29,9 +29,9 @@ export interface OsdWriteSample {
 
 /**
  * The OSDs' memory allocator. Upstream Ceph builds link tcmalloc; Debian's ceph-osd 16.2.15 does not (it
- * uses glibc's malloc), and on this 2-core host that costs the bench's OSDs a third of their CPU in
- * malloc/free (perf, docs/BENCHMARKS.md). The bench gives them tcmalloc (libgoogle-perftools4, which
- * ceph-common depends on) with LD_PRELOAD unless told otherwise.
+ * uses glibc's malloc), and on this 2-core host its op threads spent 46 % of their CPU in malloc and
+ * free under small random writes (perf, docs/BENCHMARKS.md, "The host's bottleneck"). The bench gives
+ * them tcmalloc (libgoogle-perftools4, which ceph-common depends on) with LD_PRELOAD unless told otherwise.
  */
 export type OsdMalloc = 'tcmalloc' | 'glibc'
 

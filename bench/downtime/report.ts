@@ -71,6 +71,11 @@ function windowCell(r: ScenarioResult, m: MethodRun['method']): string {
   return `${s(med.windowMs)} (${(Math.min(...w) / 1000).toFixed(2)}–${(Math.max(...w) / 1000).toFixed(2)})`
 }
 
+/** The OSDs' allocator a result was measured with: glibc for results saved before it was recorded. */
+function osdMallocOf(r: ScenarioResult): 'tcmalloc' | 'glibc' {
+  return r.measured?.osdMalloc ?? 'glibc'
+}
+
 /**
  * One row per scenario. With several runs per method a window is "median (min–max)", a ratio is median ÷
  * median with the range of the per-repetition ratios under it, and the prediction is the median run's with
@@ -101,7 +106,7 @@ export function summaryTable(results: readonly ScenarioResult[]): string {
         : '—'
     const n = Math.max(...METHODS.map((k) => runsOf(r, k).length))
     rows.push(
-      `| ${scenarioTitle(r.scenario)} | ${r.measured?.osdMalloc ?? 'glibc'} | ${n} | ${windowCell(r, 'snapferry')} | ${windowCell(r, 'manual')} | ${windowCell(r, 'manual-3')} | ${fmtRatio('manual')} | ${fmtRatio('manual-3')} | ${predicted} | ${floor !== undefined ? s(floor) : '—'} | ${sf ? mib(sf.finalDeltaBytes) : '—'} / ${m ? mib(m.finalDeltaBytes) : '—'} | ${sf?.warmRounds ?? '—'} / ${m?.warmRounds ?? '—'} | ${r.runs.every((x) => x.identical) ? 'yes' : '**NO**'} |`,
+      `| ${scenarioTitle(r.scenario)} | ${osdMallocOf(r)} | ${n} | ${windowCell(r, 'snapferry')} | ${windowCell(r, 'manual')} | ${windowCell(r, 'manual-3')} | ${fmtRatio('manual')} | ${fmtRatio('manual-3')} | ${predicted} | ${floor !== undefined ? s(floor) : '—'} | ${sf ? mib(sf.finalDeltaBytes) : '—'} / ${m ? mib(m.finalDeltaBytes) : '—'} | ${sf?.warmRounds ?? '—'} / ${m?.warmRounds ?? '—'} | ${r.runs.every((x) => x.identical) ? 'yes' : '**NO**'} |`,
     )
   }
   return rows.join('\n')
@@ -164,7 +169,7 @@ export function provenanceList(results: readonly ScenarioResult[]): string {
       const reps = new Set(r.runs.map((m) => m.repetition ?? 0)).size
       const how = reps > 1 ? `, ${reps} runs per method, the order alternating` : ''
       return r.measured
-        ? `- ${scenarioName(r.scenario)}: ${r.measured.at.slice(0, 16).replace('T', ' ')} UTC, commit ${r.measured.commit}, \`${r.measured.command}\`${how}, OSDs on ${(r.measured.osdMalloc ?? 'glibc') === 'tcmalloc' ? 'tcmalloc' : "glibc's malloc"}`
+        ? `- ${scenarioName(r.scenario)}: ${r.measured.at.slice(0, 16).replace('T', ' ')} UTC, commit ${r.measured.commit}, \`${r.measured.command}\`${how}, OSDs on ${osdMallocOf(r) === 'tcmalloc' ? 'tcmalloc' : "glibc's malloc"}`
         : `- ${scenarioName(r.scenario)}: an earlier session (before per-scenario provenance was recorded)`
     })
     .join('\n')

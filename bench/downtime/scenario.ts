@@ -1,4 +1,5 @@
 /** The downtime bench's scenarios and what one run of one method measured (shared by runners, report, charts). */
+import type { OsdMalloc } from '../lib/ceph-regions.js'
 import type { OsdWrites } from './osd-latency.js'
 
 export const MiB = 1 << 20
@@ -70,7 +71,7 @@ export interface ScenarioResult {
         readonly command: string
         readonly commit: string
         /** The OSDs' allocator (ceph-regions.ts); results saved before 2026-12-02 06:00 UTC were all glibc. */
-        readonly osdMalloc?: 'tcmalloc' | 'glibc' | undefined
+        readonly osdMalloc?: OsdMalloc | undefined
       }
     | undefined
   /** Measured link rate (bytes/s) used for the physical floor. */

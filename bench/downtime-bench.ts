@@ -19,6 +19,7 @@ import { spawnSync } from 'node:child_process'
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
+import { aimsList } from './downtime/aims.js'
 import { scenarioChart } from './downtime/chart.js'
 import {
   breakdownTable,
@@ -124,6 +125,8 @@ async function writeDocsFor(results: readonly ScenarioResult[], header: string):
   const section = [
     header,
     summaryTable(results),
+    "#### Issue 6's aims, checked against these results",
+    aimsList(results),
     '#### When and how each scenario was measured',
     provenanceList(results),
     '#### Every run',
@@ -230,6 +233,11 @@ const results: ScenarioResult[] = fromJson
   ? (JSON.parse(await readFile(fromJson, 'utf8')) as ScenarioResult[])
   : await runAll()
 console.log(`\n${summaryTable(results)}`)
+// Saved results add up across runs: the aims are judged on all of them unless told to leave them alone.
+const allSaved = writeDocs && !fromJson
+console.log(
+  `\nThe aims, against ${allSaved ? 'every saved result' : 'these results'}:\n${aimsList(allSaved ? await loadSaved() : results)}`,
+)
 if (writeDocs && fromJson) {
   await writeDocsFor(results, MERGED_HEADER)
   console.log(`\nwrote docs/BENCHMARKS.md and ${results.length} pictures in docs/bench/`)

@@ -7,7 +7,7 @@
  * - never worse than the manual runbook (median against median, and within each repetition);
  * - every scenario of the matrix measured.
  */
-import { pairedRatioRange, predictionError, ratio } from './report.js'
+import { pairedRatioRange, pct, predictionError, ratio } from './report.js'
 import {
   fullMatrix,
   GiB,
@@ -94,7 +94,6 @@ export function checkAims(results: readonly ScenarioResult[]): AimsVerdict {
   }
 }
 
-const pct = (e: number) => `${e > 0 ? '+' : ''}${(e * 100).toFixed(0)} %`
 const baselineName = (b: string) => (b === 'manual' ? 'the same rounds' : '3 rounds')
 
 /** The verdict as a Markdown list, one line per aim. */

@@ -59,7 +59,8 @@ export function predictionErrors(r: ScenarioResult): number[] {
     .filter((e): e is number => e !== undefined)
 }
 
-const pct = (e: number) => `${e > 0 ? '+' : ''}${(e * 100).toFixed(0)} %`
+/** A signed percentage ("+28 %", "-3 %"). */
+export const pct = (e: number) => `${e > 0 ? '+' : ''}${(e * 100).toFixed(0)} %`
 
 /** "1.20 s" for one run; "1.20 s (0.90–3.10)" for the median of several, with their range. */
 function windowCell(r: ScenarioResult, m: MethodRun['method']): string {

@@ -24,6 +24,13 @@ export const AIM_SCENARIO: Scenario = { imageBytes: GiB, writer: 2 * MiB, link: 
 export const AIM_WINDOW_MS = 1000
 export const AIM_PREDICTION_ERROR = 0.25
 
+/** A scenario where snapferry's window was longer than a baseline's (ratio below 1). */
+export interface Shortfall {
+  readonly scenario: string
+  readonly baseline: string
+  readonly ratio: number
+}
+
 export interface AimsVerdict {
   /** The aim row's median snapferry window; undefined when the aim row has no result. */
   readonly aimWindowMs: number | undefined
@@ -32,30 +39,20 @@ export interface AimsVerdict {
   /** Runs whose prediction missed by more than ±25 %: scenario name and error. */
   readonly predictionMisses: readonly { readonly scenario: string; readonly error: number }[]
   /** Scenarios whose median ratio against a baseline is below 1. */
-  readonly worseAtMedian: readonly {
-    readonly scenario: string
-    readonly baseline: string
-    readonly ratio: number
-  }[]
+  readonly worseAtMedian: readonly Shortfall[]
   /** Single repetitions below 1 where the median is not. */
-  readonly worseInARepetition: readonly {
-    readonly scenario: string
-    readonly baseline: string
-    readonly ratio: number
-  }[]
+  readonly worseInARepetition: readonly Shortfall[]
   readonly scenariosCompared: number
   readonly notMeasured: readonly string[]
 }
 
-const sameScenario = (a: Scenario, b: Scenario) => scenarioName(a) === scenarioName(b)
-
 export function checkAims(results: readonly ScenarioResult[]): AimsVerdict {
-  const aimRow = results.find((r) => sameScenario(r.scenario, AIM_SCENARIO))
+  const aimRow = results.find((r) => scenarioName(r.scenario) === scenarioName(AIM_SCENARIO))
   const aimWindowMs = aimRow ? medianRun(aimRow, 'snapferry')?.windowMs : undefined
   const predictionMisses: { scenario: string; error: number }[] = []
   let predictionRuns = 0
-  const worseAtMedian: { scenario: string; baseline: string; ratio: number }[] = []
-  const worseInARepetition: { scenario: string; baseline: string; ratio: number }[] = []
+  const worseAtMedian: Shortfall[] = []
+  const worseInARepetition: Shortfall[] = []
   let scenariosCompared = 0
   for (const r of results) {
     const name = scenarioName(r.scenario)
@@ -101,6 +98,7 @@ export function aimsList(results: readonly ScenarioResult[]): string {
   const v = checkAims(results)
   const lines: string[] = []
   const aim = scenarioName(AIM_SCENARIO)
+  const all = fullMatrix().length
   lines.push(
     v.aimWindowMs === undefined
       ? `- **Window ≤ 1 s** (${aim}): not measured yet.`
@@ -128,8 +126,8 @@ export function aimsList(results: readonly ScenarioResult[]): string {
   )
   lines.push(
     v.notMeasured.length === 0
-      ? '- **Every scenario measured**: all 16.'
-      : `- **Not measured yet** (${v.notMeasured.length} of 16): ${v.notMeasured.map((n) => `\`--only ${n}\``).join(', ')}.`,
+      ? `- **Every scenario measured**: all ${all}.`
+      : `- **Not measured yet** (${v.notMeasured.length} of ${all}): ${v.notMeasured.map((n) => `\`--only ${n}\``).join(', ')}.`,
   )
   return lines.join('\n')
 }

@@ -9,6 +9,7 @@
  *
  * usage: node dist/bench/downtime-bench.js [--only SUBSTRING]... [--methods snapferry,manual,manual-3]
  *          [--repeat N (runs per method, order alternating)] [--target 1s] [--json FILE]
+ *          [--baseline-budget K (the manual runbook starts no warm round after K × snapferry's run time)]
  *          [--snapshots-keep N (snapferry's snapshots.keep, default 2)] [--compression auto|none|LEVEL]
  *          [--settle on|off (snapferry's convergence.settle, default on)]
  *          [--osd-malloc tcmalloc|glibc (the OSDs' allocator, default tcmalloc: lib/ceph-regions.ts)]
@@ -76,6 +77,18 @@ if (!Number.isInteger(repetitions) || repetitions < 1) {
 }
 if (snapshotsKept !== undefined && (!Number.isInteger(snapshotsKept) || snapshotsKept < 1)) {
   console.error(`--snapshots-keep wants a whole number (1 or more), not ${arg('--snapshots-keep')[0]}`)
+  process.exit(2)
+}
+const budgetArg = arg('--baseline-budget')[0]
+const baselineBudget = budgetArg === undefined ? undefined : Number(budgetArg)
+if (baselineBudget !== undefined && !(Number.isFinite(baselineBudget) && baselineBudget > 0)) {
+  console.error(
+    `--baseline-budget wants a multiple of snapferry's run time (e.g. 1 or 1.5), not ${budgetArg}`,
+  )
+  process.exit(2)
+}
+if (baselineBudget !== undefined && methods !== undefined && !methods.includes('snapferry')) {
+  console.error("--baseline-budget is a multiple of snapferry's run time: --methods must include snapferry")
   process.exit(2)
 }
 const settleArg = arg('--settle')[0]
@@ -203,9 +216,10 @@ async function runAll(): Promise<ScenarioResult[]> {
         snapshotsKept,
         compression,
         settle,
+        baselineBudget,
         onRun: (run) =>
           process.stderr.write(
-            `  ${repetitions > 1 ? `run ${(run.repetition ?? 0) + 1}, ` : ''}${run.method}: window ${(run.windowMs / 1000).toFixed(2)} s, ${run.warmRounds} warm rounds, final delta ${(run.finalDeltaBytes / 1048576).toFixed(2)} MiB${run.predictedMs ? `, predicted ${(run.predictedMs / 1000).toFixed(2)} s (own measure ${((run.downtimeMs ?? 0) / 1000).toFixed(2)} s)` : ''}, writer ${(run.writerBytesPerSecond / 1048576).toFixed(2)} MiB/s, CPU stolen ${run.cpuSteal === undefined ? '?' : `${(run.cpuSteal * 100).toFixed(0)} %`}, identical ${run.identical}\n`,
+            `  ${repetitions > 1 ? `run ${(run.repetition ?? 0) + 1}, ` : ''}${run.method}: window ${(run.windowMs / 1000).toFixed(2)} s, ${run.warmRounds}${run.plannedWarmRounds === undefined ? '' : ` of ${run.plannedWarmRounds} (time budget)`} warm rounds, final delta ${(run.finalDeltaBytes / 1048576).toFixed(2)} MiB${run.predictedMs ? `, predicted ${(run.predictedMs / 1000).toFixed(2)} s (own measure ${((run.downtimeMs ?? 0) / 1000).toFixed(2)} s)` : ''}, writer ${(run.writerBytesPerSecond / 1048576).toFixed(2)} MiB/s, CPU stolen ${run.cpuSteal === undefined ? '?' : `${(run.cpuSteal * 100).toFixed(0)} %`}, identical ${run.identical}\n`,
           ),
       })
       const measured = { at: new Date().toISOString(), command, commit, osdMalloc }

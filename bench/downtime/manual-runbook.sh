@@ -12,6 +12,8 @@
 #        SSH_OPTS OpenSSH options (e.g. "-i key -o UserKnownHostsFile=kh")
 #        STOP_CMD command that stops the workload and returns when it has stopped
 #        START_CMD command that starts the workload on the destination
+#        WARM_UNTIL optional epoch second after which no new warm round starts (an operator's time budget:
+#                 the round in progress finishes, then the cutover follows with the rounds done so far)
 # Prints one line per step on stdout: STEP NAME START_EPOCH END_EPOCH (seconds, ns resolution).
 set -euo pipefail
 
@@ -20,6 +22,7 @@ for name in "$src" "$dst"; do
   [[ "$name" =~ ^[A-Za-z0-9._-]+/[A-Za-z0-9._-]+$ ]] || { echo "bad image spec: $name" >&2; exit 2; }
 done
 [[ "$rounds" =~ ^[0-9]+$ ]] || { echo "bad round count: $rounds" >&2; exit 2; }
+[[ "${WARM_UNTIL:-0}" =~ ^[0-9]+$ ]] || { echo "bad WARM_UNTIL: $WARM_UNTIL" >&2; exit 2; }
 read -r -a rbd_src <<<"${RBD_SRC:-}"
 read -r -a ssh_opts <<<"${SSH_OPTS:-}"
 remote_rbd="rbd ${RBD_DST:-}"
@@ -44,12 +47,15 @@ size=$(rbd "${rbd_src[@]}" info --format json "$src" | sed -E 's/.*"size":([0-9]
 step create-destination ssh "${ssh_opts[@]}" "$dst_host" "$remote_rbd create --size ${size}B $(printf %q "$dst")"
 step snapshot-0 rbd "${rbd_src[@]}" snap create "$src@manual-0"
 step round-0 ship "" manual-0
+done_rounds=0
 for ((i = 1; i <= rounds; i++)); do
+  if [ -n "${WARM_UNTIL:-}" ] && [ "$(date +%s)" -ge "$WARM_UNTIL" ]; then break; fi
   step "snapshot-$i" rbd "${rbd_src[@]}" snap create "$src@manual-$i"
   step "round-$i" ship "manual-$((i - 1))" "manual-$i"
+  done_rounds=$i
 done
 step stop-workload bash -c "$STOP_CMD"
-final=$((rounds + 1))
+final=$((done_rounds + 1))
 step "snapshot-$final" rbd "${rbd_src[@]}" snap create "$src@manual-$final"
-step "round-$final" ship "manual-$rounds" "manual-$final"
+step "round-$final" ship "manual-$done_rounds" "manual-$final"
 step start-destination bash -c "$START_CMD"

@@ -107,10 +107,32 @@ export function summaryTable(results: readonly ScenarioResult[]): string {
         : '—'
     const n = Math.max(...METHODS.map((k) => runsOf(r, k).length))
     rows.push(
-      `| ${scenarioTitle(r.scenario)} | ${osdMallocOf(r)} | ${n} | ${windowCell(r, 'snapferry')} | ${windowCell(r, 'manual')} | ${windowCell(r, 'manual-3')} | ${fmtRatio('manual')} | ${fmtRatio('manual-3')} | ${predicted} | ${floor !== undefined ? s(floor) : '—'} | ${sf ? mib(sf.finalDeltaBytes) : '—'} / ${m ? mib(m.finalDeltaBytes) : '—'} | ${sf?.warmRounds ?? '—'} / ${m?.warmRounds ?? '—'} | ${r.runs.every((x) => x.identical) ? 'yes' : '**NO**'} |`,
+      `| ${scenarioTitle(r.scenario)} | ${osdMallocOf(r)} | ${n} | ${windowCell(r, 'snapferry')} | ${windowCell(r, 'manual')} | ${windowCell(r, 'manual-3')} | ${fmtRatio('manual')} | ${fmtRatio('manual-3')} | ${predicted} | ${floor !== undefined ? s(floor) : '—'} | ${sf ? mib(sf.finalDeltaBytes) : '—'} / ${m ? mib(m.finalDeltaBytes) : '—'} | ${sf?.warmRounds ?? '—'} / ${m ? warmRoundsOf(m) : '—'} | ${r.runs.every((x) => x.identical) ? 'yes' : '**NO**'} |`,
     )
   }
   return rows.join('\n')
+}
+
+/** "9", or "2 of 9 (time budget)" for a manual run the time budget cut short. */
+export function warmRoundsOf(m: MethodRun): string {
+  return m.plannedWarmRounds === undefined
+    ? `${m.warmRounds}`
+    : `${m.warmRounds} of ${m.plannedWarmRounds} (time budget)`
+}
+
+/**
+ * The manual runs that had a time budget (--baseline-budget): "manual: 2 of 9 warm rounds within 16.0 min";
+ * '' when none had one.
+ */
+export function budgetNote(r: ScenarioResult): string {
+  const budgeted = r.runs.filter((m) => m.warmBudgetMs !== undefined)
+  if (budgeted.length === 0) return ''
+  const several = new Set(r.runs.map((m) => m.repetition ?? 0)).size > 1
+  const each = budgeted.map(
+    (m) =>
+      `${m.method}${several ? ` (run ${(m.repetition ?? 0) + 1})` : ''}: ${m.warmRounds}${m.plannedWarmRounds === undefined ? '' : ` of ${m.plannedWarmRounds}`} warm rounds within ${((m.warmBudgetMs ?? 0) / 60000).toFixed(1)} min`,
+  )
+  return `; the manual runbook had a time budget (no warm round started past it): ${each.join(', ')}`
 }
 
 export function detailTable(results: readonly ScenarioResult[]): string {
@@ -170,7 +192,7 @@ export function provenanceList(results: readonly ScenarioResult[]): string {
       const reps = new Set(r.runs.map((m) => m.repetition ?? 0)).size
       const how = reps > 1 ? `, ${reps} runs per method, the order alternating` : ''
       return r.measured
-        ? `- ${scenarioName(r.scenario)}: ${r.measured.at.slice(0, 16).replace('T', ' ')} UTC, commit ${r.measured.commit}, \`${r.measured.command}\`${how}, OSDs on ${osdMallocOf(r) === 'tcmalloc' ? 'tcmalloc' : "glibc's malloc"}`
+        ? `- ${scenarioName(r.scenario)}: ${r.measured.at.slice(0, 16).replace('T', ' ')} UTC, commit ${r.measured.commit}, \`${r.measured.command}\`${how}, OSDs on ${osdMallocOf(r) === 'tcmalloc' ? 'tcmalloc' : "glibc's malloc"}${budgetNote(r)}`
         : `- ${scenarioName(r.scenario)}: an earlier session (before per-scenario provenance was recorded)`
     })
     .join('\n')

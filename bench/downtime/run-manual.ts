@@ -28,11 +28,21 @@ async function delta(
   return { deltaBytes: extents.reduce((n, e) => n + e.length, 0), extents: extents.length }
 }
 
-export async function runManual(ctx: RunContext, method: Method, warmRounds: number): Promise<MethodRun> {
+/**
+ * `warmBudgetMs`: an operator's time budget. No warm round starts once that long has passed since the
+ * runbook began; the round in progress finishes and the cutover follows with the rounds done so far.
+ */
+export async function runManual(
+  ctx: RunContext,
+  method: Method,
+  plannedWarmRounds: number,
+  warmBudgetMs?: number,
+): Promise<MethodRun> {
   const h = ctx.regions.hosts
   const marker = path.join(ctx.dir, `${method}.started`)
   const wire0 = await h.linkBytes()
   const t0 = Date.now()
+  const warmUntil = warmBudgetMs === undefined ? '' : String(Math.ceil((t0 + warmBudgetMs) / 1000))
   const r = await runInA(
     h,
     [
@@ -40,7 +50,7 @@ export async function runManual(ctx: RunContext, method: Method, warmRounds: num
       `rbd/${ctx.srcImage}`,
       `root@${h.ipB}`,
       `rbd/${ctx.dstImage}`,
-      String(warmRounds),
+      String(plannedWarmRounds),
     ],
     {
       RBD_SRC: `--conf ${ctx.regions.a.conf}`,
@@ -48,6 +58,7 @@ export async function runManual(ctx: RunContext, method: Method, warmRounds: num
       SSH_OPTS: `-i ${h.identity} -o UserKnownHostsFile=${h.knownHosts} -o BatchMode=yes`,
       STOP_CMD: `${path.join(ctx.repoRoot, 'bench/downtime/stop-writer.sh')} ${ctx.writer.pidFile}`,
       START_CMD: `date +%s.%N > ${marker}`,
+      WARM_UNTIL: warmUntil,
     },
   )
   const totalMs = Date.now() - t0
@@ -60,6 +71,8 @@ export async function runManual(ctx: RunContext, method: Method, warmRounds: num
       const [, name, start, end] = l.split(' ')
       return { name: name as string, start: Number(start) * 1000, end: Number(end) * 1000 }
     })
+  // Snapshots 0 (the base) and the final one, and one per warm round the budget left time for.
+  const warmRounds = steps.filter((s) => s.name.startsWith('snapshot-')).length - 2
   const stoppedAt = await ctx.writer.stoppedAt()
   const startedAt = Number((await readFile(marker, 'utf8')).trim()) * 1000
   const finalIndex = warmRounds + 1
@@ -81,6 +94,8 @@ export async function runManual(ctx: RunContext, method: Method, warmRounds: num
   return {
     method,
     warmRounds,
+    ...(warmBudgetMs === undefined ? {} : { warmBudgetMs }),
+    ...(warmRounds < plannedWarmRounds ? { plannedWarmRounds } : {}),
     rounds,
     windowMs: startedAt - stoppedAt,
     finalDeltaBytes: (rounds[finalIndex] as RoundPoint).deltaBytes,

@@ -25,6 +25,11 @@ export interface ScenarioOptions {
   readonly compression?: string | undefined
   /** snapferry's `convergence.settle` (default true). */
   readonly settle?: boolean | undefined
+  /**
+   * A time budget for the manual runbook, as a multiple of the latest snapferry run's total time: past it
+   * the runbook starts no new warm round and cuts over (run-manual.ts). Default none: all its rounds.
+   */
+  readonly baselineBudget?: number | undefined
   /** Called after each method with its figures (progress output). */
   readonly onRun?: (run: MethodRun) => void
 }
@@ -59,7 +64,12 @@ export async function runScenario(
   const dir = path.join(workDir, scenarioName(s))
   await mkdir(dir, { recursive: true })
   const runs: MethodRun[] = []
-  const one = async (method: MethodRun['method'], warm: number, repetition: number) => {
+  const one = async (
+    method: MethodRun['method'],
+    warm: number,
+    repetition: number,
+    budgetMs: number | undefined,
+  ) => {
     const ctx = { regions, repoRoot, dir, srcImage: `src-${method}`, dstImage: `dst-${method}` }
     await removeImage(regions.a, `rbd/${ctx.srcImage}`)
     await removeImage(regions.b, `rbd/${ctx.dstImage}`)
@@ -79,7 +89,7 @@ export async function runScenario(
               `snapferry-run${repetition + 1}`,
               opts,
             )
-          : await runManual({ ...ctx, writer }, method, warm)
+          : await runManual({ ...ctx, writer }, method, warm, budgetMs)
       const [cpu1, src1, dst1] = await Promise.all([
         sampleCpu(),
         regions.a.osdWrites(),
@@ -102,11 +112,12 @@ export async function runScenario(
     }
   }
   const want = (m: string) => !opts.methods || opts.methods.includes(m)
-  let sfWarm: number | undefined
+  let sf: MethodRun | undefined
   for (let rep = 0; rep < (opts.repetitions ?? 1); rep++)
     for (const method of methodOrder(rep).filter(want)) {
-      const r = await one(method, method === 'manual' ? (sfWarm ?? 3) : 3, rep)
-      if (method === 'snapferry') sfWarm = r.warmRounds
+      const budgetMs = opts.baselineBudget !== undefined && sf ? opts.baselineBudget * sf.totalMs : undefined
+      const r = await one(method, method === 'manual' ? (sf?.warmRounds ?? 3) : 3, rep, budgetMs)
+      if (method === 'snapferry') sf = r
     }
   return { scenario: s, linkBytesPerSecond, runs }
 }

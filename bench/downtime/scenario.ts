@@ -36,6 +36,13 @@ export interface MethodRun {
   readonly repetition?: number | undefined
   /** Warm delta rounds before the cutover (the base and the final round not counted). */
   readonly warmRounds: number
+  /**
+   * Manual runbook only, with a time budget (--baseline-budget): the time its base and warm rounds had,
+   * after which it started no new warm round. Absent without a budget.
+   */
+  readonly warmBudgetMs?: number | undefined
+  /** Manual runbook only: the warm rounds it was to run, when the time budget cut it short. */
+  readonly plannedWarmRounds?: number | undefined
   readonly rounds: readonly RoundPoint[]
   /** Writer stopped (last write flushed) → destination holds the final snapshot, verified. */
   readonly windowMs: number

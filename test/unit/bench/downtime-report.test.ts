@@ -5,6 +5,7 @@ import { parseProcStat, stealShare } from '../../../bench/downtime/cpu-steal.js'
 import { osdWritesBetween } from '../../../bench/downtime/osd-latency.js'
 import {
   breakdownTable,
+  budgetNote,
   detailTable,
   MARK_END,
   MARK_START,
@@ -14,6 +15,7 @@ import {
   ratio,
   replaceSection,
   summaryTable,
+  warmRoundsOf,
 } from '../../../bench/downtime/report.js'
 import {
   fullMatrix,
@@ -82,6 +84,25 @@ describe('downtime bench report', () => {
     expect(t).toContain('0.90 s / 0.75 s (+20 %)')
     const bad = { ...result, runs: [run('snapferry', 800, { identical: false })] }
     expect(summaryTable([bad])).toContain('**NO**')
+  })
+
+  it('a manual run its time budget cut short says so in the summary and the provenance', () => {
+    const budgeted: ScenarioResult = {
+      ...result,
+      measured: { at: '2026-12-02T16:30:00.000Z', command: 'x', commit: 'abc' },
+      runs: [
+        run('snapferry', 800, { warmRounds: 9, totalMs: 960_000 }),
+        run('manual', 300_000, { warmRounds: 2, plannedWarmRounds: 9, warmBudgetMs: 960_000 }),
+        run('manual-3', 280_000, { warmRounds: 3, warmBudgetMs: 960_000 }),
+      ],
+    }
+    expect(warmRoundsOf(budgeted.runs[1] as MethodRun)).toBe('2 of 9 (time budget)')
+    expect(warmRoundsOf(budgeted.runs[2] as MethodRun)).toBe('3')
+    expect(summaryTable([budgeted])).toContain('| 9 / 2 of 9 (time budget) |')
+    expect(provenanceList([budgeted])).toContain(
+      '; the manual runbook had a time budget (no warm round started past it): manual: 2 of 9 warm rounds within 16.0 min, manual-3: 3 warm rounds within 16.0 min',
+    )
+    expect(budgetNote(result)).toBe('')
   })
 
   it('replaces only the generated section of the document, or appends it once', () => {

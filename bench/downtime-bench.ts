@@ -29,6 +29,7 @@ import {
   ratio,
   replaceSection,
   summaryTable,
+  warmRoundsOf,
 } from './downtime/report.js'
 import { measureLinkRate, runScenario } from './downtime/run-scenario.js'
 import { fullMatrix, mergeResults, type ScenarioResult, scenarioName } from './downtime/scenario.js'
@@ -219,7 +220,7 @@ async function runAll(): Promise<ScenarioResult[]> {
         baselineBudget,
         onRun: (run) =>
           process.stderr.write(
-            `  ${repetitions > 1 ? `run ${(run.repetition ?? 0) + 1}, ` : ''}${run.method}: window ${(run.windowMs / 1000).toFixed(2)} s, ${run.warmRounds}${run.plannedWarmRounds === undefined ? '' : ` of ${run.plannedWarmRounds} (time budget)`} warm rounds, final delta ${(run.finalDeltaBytes / 1048576).toFixed(2)} MiB${run.predictedMs ? `, predicted ${(run.predictedMs / 1000).toFixed(2)} s (own measure ${((run.downtimeMs ?? 0) / 1000).toFixed(2)} s)` : ''}, writer ${(run.writerBytesPerSecond / 1048576).toFixed(2)} MiB/s, CPU stolen ${run.cpuSteal === undefined ? '?' : `${(run.cpuSteal * 100).toFixed(0)} %`}, identical ${run.identical}\n`,
+            `  ${repetitions > 1 ? `run ${(run.repetition ?? 0) + 1}, ` : ''}${run.method}: window ${(run.windowMs / 1000).toFixed(2)} s, ${warmRoundsOf(run)} warm rounds, final delta ${(run.finalDeltaBytes / 1048576).toFixed(2)} MiB${run.predictedMs ? `, predicted ${(run.predictedMs / 1000).toFixed(2)} s (own measure ${((run.downtimeMs ?? 0) / 1000).toFixed(2)} s)` : ''}, writer ${(run.writerBytesPerSecond / 1048576).toFixed(2)} MiB/s, CPU stolen ${run.cpuSteal === undefined ? '?' : `${(run.cpuSteal * 100).toFixed(0)} %`}, identical ${run.identical}\n`,
           ),
       })
       const measured = { at: new Date().toISOString(), command, commit, osdMalloc }

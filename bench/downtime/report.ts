@@ -113,11 +113,13 @@ export function summaryTable(results: readonly ScenarioResult[]): string {
   return rows.join('\n')
 }
 
+/** "9", or "2 of 9" for a manual run the time budget cut short. */
+const roundsDone = (m: MethodRun) =>
+  m.plannedWarmRounds === undefined ? `${m.warmRounds}` : `${m.warmRounds} of ${m.plannedWarmRounds}`
+
 /** "9", or "2 of 9 (time budget)" for a manual run the time budget cut short. */
 export function warmRoundsOf(m: MethodRun): string {
-  return m.plannedWarmRounds === undefined
-    ? `${m.warmRounds}`
-    : `${m.warmRounds} of ${m.plannedWarmRounds} (time budget)`
+  return m.plannedWarmRounds === undefined ? roundsDone(m) : `${roundsDone(m)} (time budget)`
 }
 
 /**
@@ -130,7 +132,7 @@ export function budgetNote(r: ScenarioResult): string {
   const several = new Set(r.runs.map((m) => m.repetition ?? 0)).size > 1
   const each = budgeted.map(
     (m) =>
-      `${m.method}${several ? ` (run ${(m.repetition ?? 0) + 1})` : ''}: ${m.warmRounds}${m.plannedWarmRounds === undefined ? '' : ` of ${m.plannedWarmRounds}`} warm rounds within ${((m.warmBudgetMs ?? 0) / 60000).toFixed(1)} min`,
+      `${m.method}${several ? ` (run ${(m.repetition ?? 0) + 1})` : ''}: ${roundsDone(m)} warm rounds within ${((m.warmBudgetMs ?? 0) / 60000).toFixed(1)} min`,
   )
   return `; the manual runbook had a time budget (no warm round started past it): ${each.join(', ')}`
 }
